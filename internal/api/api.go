@@ -1,0 +1,162 @@
+// Package api is the vocabulary the tend CLI and the tend daemon share: the
+// wire types of the /v1 control API, the app specification that the daemon
+// persists, the status names, and the error envelope.
+//
+// JSON tags are part of the contract: the CLI, `curl --unix-socket`, the
+// terminal monitor and the dashboard all read these shapes.
+package api
+
+import (
+	"time"
+)
+
+// Instance statuses, with pm2's names so that scripts written against
+// `pm2 jlist` keep their meaning.
+const (
+	StatusLaunching      = "launching"
+	StatusOnline         = "online"
+	StatusStopping       = "stopping"
+	StatusStopped        = "stopped"
+	StatusWaitingRestart = "waiting restart"
+	StatusErrored        = "errored"
+)
+
+// Header names exchanged on every request and response.
+const (
+	// HeaderVersion carries the sender's tend version, so that a CLI and a
+	// daemon built from different sources notice it on the first call.
+	HeaderVersion = "Tend-Version"
+)
+
+// Routes of the control API, all under /v1.
+const (
+	PathPing      = "/v1/ping"
+	PathApps      = "/v1/apps"     // GET: list; POST: create and start apps from specs
+	PathApp       = "/v1/apps/"    // GET /v1/apps/{target}: describe
+	PathAction    = "/v1/actions/" // POST /v1/actions/{start|stop|restart|delete|reset|signal|flush}
+	PathLogs      = "/v1/logs"     // GET: tail and follow, NDJSON
+	PathLogReopen = "/v1/logs/reopen"
+	PathSave      = "/v1/save"
+	PathResurrect = "/v1/resurrect"
+	PathKill      = "/v1/kill"
+)
+
+// Actions accepted under PathAction.
+const (
+	ActionStart   = "start"
+	ActionStop    = "stop"
+	ActionRestart = "restart"
+	ActionDelete  = "delete"
+	ActionReset   = "reset"
+	ActionSignal  = "signal"
+	ActionFlush   = "flush"
+)
+
+// Ping is the answer to GET /v1/ping.
+type Ping struct {
+	Version string    `json:"version"`
+	PID     int       `json:"pid"`
+	Home    string    `json:"home"`
+	Started time.Time `json:"started"`
+}
+
+// AppInfo describes one app and its instances, as `tend ls` and
+// `tend describe` show it.
+type AppInfo struct {
+	ID        int            `json:"id"`
+	Name      string         `json:"name"`
+	Namespace string         `json:"namespace,omitempty"`
+	Status    string         `json:"status"`
+	Created   time.Time      `json:"created"`
+	Instances []InstanceInfo `json:"instances"`
+	// Spec is filled only by describe: it holds the environment, which a
+	// plain listing should not spread around.
+	Spec *AppSpec `json:"spec,omitempty"`
+	// Logs names the files the app's output goes to (describe only).
+	Logs *LogPaths `json:"logs,omitempty"`
+}
+
+// LogPaths are the files an app's output is written to. An empty path means
+// that stream is not written to a file.
+type LogPaths struct {
+	Out      []string `json:"out,omitempty"`
+	Err      []string `json:"err,omitempty"`
+	Combined []string `json:"combined,omitempty"`
+}
+
+// InstanceInfo is one slot of an app: the process that runs in it now and
+// the history that explains its status.
+type InstanceInfo struct {
+	Slot     int    `json:"slot"`
+	PID      int    `json:"pid,omitempty"`
+	Status   string `json:"status"`
+	Restarts int    `json:"restarts"`
+	// Unstable counts the restarts that followed a run shorter than
+	// min_uptime inside the current window; max_restarts of them make the
+	// instance errored.
+	Unstable int       `json:"unstable_restarts"`
+	Started  time.Time `json:"started,omitempty"`
+	// CPU is the share of one core used by the instance's whole process
+	// tree since the previous sample, in percent.
+	CPU float64 `json:"cpu"`
+	// Memory is the resident memory of the instance's whole process tree.
+	Memory uint64 `json:"memory"`
+	// LastExit is how the previous process in this slot ended.
+	LastExit *ExitInfo `json:"last_exit,omitempty"`
+	// NextRestart is when a waiting restart is due.
+	NextRestart time.Time `json:"next_restart,omitempty"`
+	// Reason says in words why the instance is in its status.
+	Reason string `json:"reason,omitempty"`
+}
+
+// ExitInfo records how a process ended.
+type ExitInfo struct {
+	Code   int       `json:"code"`             // exit code, or -1 when killed by a signal
+	Signal string    `json:"signal,omitempty"` // e.g. "SIGKILL"
+	Time   time.Time `json:"time"`
+	Uptime Duration  `json:"uptime"`
+}
+
+// StartRequest asks the daemon to create apps from specs and start them.
+// Either every spec is accepted or none is.
+type StartRequest struct {
+	Apps []AppSpec `json:"apps"`
+}
+
+// ActionRequest names the apps an action applies to and its options.
+type ActionRequest struct {
+	// Targets are app names, numeric ids, or "all".
+	Targets []string `json:"targets"`
+	// Signal is the signal name for ActionSignal.
+	Signal string `json:"signal,omitempty"`
+	// BaseEnv, when UpdateEnv is set, replaces the inherited environment
+	// layer of each target (pm2's --update-env).
+	UpdateEnv bool              `json:"update_env,omitempty"`
+	BaseEnv   map[string]string `json:"base_env,omitempty"`
+	// Specs, on restart, replace the specs of the apps with the same names
+	// (a restart of a config file applies the file as it is now).
+	Specs []AppSpec `json:"specs,omitempty"`
+}
+
+// ActionResult is the daemon's answer to an action: the apps it touched,
+// in their state after the action.
+type ActionResult struct {
+	Apps []AppInfo `json:"apps"`
+}
+
+// SaveResult answers PathSave.
+type SaveResult struct {
+	Path string `json:"path"`
+	Apps int    `json:"apps"`
+}
+
+// LogLine is one line of an app's output, as streamed by GET /v1/logs.
+type LogLine struct {
+	App string `json:"app"`
+	// Instance is the slot that printed the line, or -1 when it is not
+	// known (a line read back from a file that several instances share).
+	Instance int       `json:"instance"`
+	Stream   string    `json:"stream"` // "out" or "err"; "tend" for notes from the daemon
+	Time     time.Time `json:"time,omitzero"`
+	Line     string    `json:"line"`
+}

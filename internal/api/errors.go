@@ -1,0 +1,79 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+)
+
+// Error kinds. Handlers wrap these with context (fmt.Errorf("app %q: %w",
+// name, api.ErrNotFound)); the server sends the kind as a code and the
+// client turns it back into the same sentinel, so errors.Is works across
+// the socket.
+var (
+	ErrInvalid  = errors.New("invalid request")
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrInternal = errors.New("internal error")
+)
+
+// Codes of the error envelope, one per kind.
+const (
+	CodeInvalid  = "invalid"
+	CodeNotFound = "not_found"
+	CodeConflict = "conflict"
+	CodeInternal = "internal"
+)
+
+// ErrorBody is the one error envelope of the API:
+// {"error":{"code":"not_found","message":"app \"web\": not found"}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the content of ErrorBody.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error is an error received from the daemon. It matches its kind's
+// sentinel with errors.Is.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is reports whether target is the sentinel of e's kind.
+func (e *Error) Is(target error) bool {
+	return kindOf(e.Code) == target
+}
+
+func kindOf(code string) error {
+	switch code {
+	case CodeInvalid:
+		return ErrInvalid
+	case CodeNotFound:
+		return ErrNotFound
+	case CodeConflict:
+		return ErrConflict
+	default:
+		return ErrInternal
+	}
+}
+
+// Classify returns the code and HTTP status for err: the one mapping from
+// error kinds to statuses.
+func Classify(err error) (code string, status int) {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return CodeInvalid, http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		return CodeNotFound, http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		return CodeConflict, http.StatusConflict
+	default:
+		return CodeInternal, http.StatusInternalServerError
+	}
+}

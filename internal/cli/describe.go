@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tend-pm/tend/internal/api"
+)
+
+func newDescribe(env *Env) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "describe <app|id|all>",
+		Aliases: []string{"desc", "show", "info"},
+		Short:   "Show an app in detail: its spec, its instances, and why each is in its state",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			apps, err := c.Describe(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(env.IO.Out, apps)
+			}
+			for i, a := range apps {
+				if i > 0 {
+					fmt.Fprintln(env.IO.Out)
+				}
+				describeApp(env.IO, a)
+			}
+			return nil
+		},
+		ValidArgsFunction: completeApps(env),
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func describeApp(o *IO, a api.AppInfo) {
+	p := &painter{on: o.Color}
+	kv := func(k string, v any) {
+		if s := fmt.Sprint(v); s != "" && s != "[]" {
+			fmt.Fprintf(o.Out, "  %-18s %s\n", k, s)
+		}
+	}
+	fmt.Fprintf(o.Out, "%s (id %d): %s\n", p.paint("1", a.Name), a.ID, p.paint(statusColor(a.Status), a.Status))
+	if s := a.Spec; s != nil {
+		kv("script", s.Script)
+		if s.Shell {
+			kv("run by", "/bin/sh -c")
+		}
+		kv("command", shellJoin(s.Command))
+		kv("cwd", s.Cwd)
+		kv("source", s.Source)
+		kv("namespace", s.Namespace)
+		kv("instances", s.Instances)
+		kv("autorestart", s.Autorestart)
+		kv("max_restarts", s.MaxRestarts)
+		kv("min_uptime", s.MinUptime)
+		if s.RestartDelay > 0 {
+			kv("restart_delay", s.RestartDelay)
+		}
+		if s.ExpBackoffRestartDelay > 0 {
+			kv("exp_backoff", s.ExpBackoffRestartDelay)
+		}
+		if len(s.StopExitCodes) > 0 {
+			kv("stop_exit_codes", fmt.Sprint(s.StopExitCodes))
+		}
+		kv("kill", fmt.Sprintf("%s, then SIGKILL after %s", s.KillSignal, s.KillTimeout))
+		if s.EnvName != "" {
+			kv("env", "env_"+s.EnvName)
+		}
+	}
+	kv("created", a.Created.Local().Format("2006-01-02 15:04:05"))
+	if l := a.Logs; l != nil {
+		kv("out log", strings.Join(l.Out, ", "))
+		kv("error log", strings.Join(l.Err, ", "))
+		kv("combined log", strings.Join(l.Combined, ", "))
+	}
+	for _, in := range a.Instances {
+		fmt.Fprintf(o.Out, "  instance %d: %s", in.Slot, p.paint(statusColor(in.Status), in.Status))
+		if in.PID > 0 {
+			fmt.Fprintf(o.Out, ", pid %d, up %s, cpu %.1f%%, memory %s", in.PID, humanDuration(o.Now().Sub(in.Started)), in.CPU, humanBytes(in.Memory))
+		}
+		fmt.Fprintf(o.Out, ", %d restarts\n", in.Restarts)
+		if in.Reason != "" {
+			fmt.Fprintf(o.Out, "    why: %s\n", in.Reason)
+		}
+		if e := in.LastExit; e != nil {
+			how := "exit code " + strconv.Itoa(e.Code)
+			if e.Signal != "" {
+				how = e.Signal
+			}
+			fmt.Fprintf(o.Out, "    last exit: %s at %s after %s\n", how, e.Time.Local().Format("15:04:05.000"), e.Uptime)
+		}
+		if !in.NextRestart.IsZero() {
+			fmt.Fprintf(o.Out, "    next restart: in %s\n", in.NextRestart.Sub(o.Now()).Round(1e6))
+		}
+	}
+}
+
+// shellJoin renders argv so it can be pasted into a shell.
+func shellJoin(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && !strings.ContainsAny(a, " \t\n'\"\\$`|&;<>()*?[]{}~#!") {
+			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func newEnvCmd(env *Env) *cobra.Command {
+	var slot int
+	cmd := &cobra.Command{
+		Use:   "env <app|id>",
+		Short: "Print the environment an app's instance runs with",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			apps, err := c.Describe(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if len(apps) != 1 || apps[0].Spec == nil {
+				return usagef("env takes one app, %q names %d", args[0], len(apps))
+			}
+			if slot < 0 || slot >= apps[0].Spec.Instances {
+				return usagef("--instance %d: %s has instances 0 to %d", slot, apps[0].Name, apps[0].Spec.Instances-1)
+			}
+			home, err := env.Home()
+			if err != nil {
+				return err
+			}
+			for _, kv := range api.InstanceEnv(apps[0].Spec, slot, home) {
+				fmt.Fprintln(env.IO.Out, kv)
+			}
+			return nil
+		},
+		ValidArgsFunction: completeApps(env),
+	}
+	cmd.Flags().IntVar(&slot, "instance", 0, "instance (slot) number")
+	return cmd
+}

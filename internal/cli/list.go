@@ -1,0 +1,197 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tend-pm/tend/internal/api"
+)
+
+func newList(env *Env) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls", "ps", "status", "l"},
+		Short:   "List apps and their instances",
+		Long: `List apps and their instances.
+
+On a terminal: a table. Piped: one tab-separated line per instance, no header:
+id, name, instance, pid, status, restarts, uptime (s), cpu (%), memory (bytes).
+--json: the daemon's answer as it is.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			apps, err := c.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(env.IO.Out, apps)
+			}
+			return printApps(env.IO, apps)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// newJList is pm2's jlist: the list as JSON.
+func newJList(env *Env) *cobra.Command {
+	return &cobra.Command{
+		Use:    "jlist",
+		Short:  "List apps as JSON (same as ls --json)",
+		Args:   cobra.NoArgs,
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			apps, err := c.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return writeJSON(env.IO.Out, apps)
+		},
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printApps shows apps as a table on a terminal and as tab-separated lines
+// otherwise.
+func printApps(o *IO, apps []api.AppInfo) error {
+	if !o.OutTTY {
+		for _, a := range apps {
+			for _, in := range a.Instances {
+				uptime := int64(0)
+				if in.PID > 0 && !in.Started.IsZero() {
+					uptime = int64(o.Now().Sub(in.Started).Seconds())
+				}
+				fmt.Fprintf(o.Out, "%d\t%s\t%d\t%d\t%s\t%d\t%d\t%.1f\t%d\n",
+					a.ID, a.Name, in.Slot, in.PID, in.Status, in.Restarts, uptime, in.CPU, in.Memory)
+			}
+		}
+		return nil
+	}
+	if len(apps) == 0 {
+		fmt.Fprintln(o.Out, "no apps; `tend start <script>` starts one")
+		return nil
+	}
+	multi := false
+	for _, a := range apps {
+		multi = multi || len(a.Instances) > 1
+	}
+	p := &painter{on: o.Color}
+	header := []string{"id", "name", "pid", "status", "↺", "uptime", "cpu", "memory"}
+	if multi {
+		header = []string{"id", "name", "inst", "pid", "status", "↺", "uptime", "cpu", "memory"}
+	}
+	rows := [][]string{header}
+	colors := [][]string{make([]string, len(header))}
+	for _, a := range apps {
+		for _, in := range a.Instances {
+			pid, uptime, cpu, mem := "-", "-", "-", "-"
+			if in.PID > 0 {
+				pid = strconv.Itoa(in.PID)
+				uptime = humanDuration(o.Now().Sub(in.Started))
+				cpu = fmt.Sprintf("%.1f%%", in.CPU)
+				mem = humanBytes(in.Memory)
+			}
+			row := []string{strconv.Itoa(a.ID), a.Name, pid, in.Status, strconv.Itoa(in.Restarts), uptime, cpu, mem}
+			col := make([]string, len(row))
+			col[3] = statusColor(in.Status)
+			if multi {
+				row = append(row[:2], append([]string{strconv.Itoa(in.Slot)}, row[2:]...)...)
+				col = append(col[:2], append([]string{""}, col[2:]...)...)
+			}
+			rows = append(rows, row)
+			colors = append(colors, col)
+		}
+	}
+	// Columns are padded by hand: colour escapes must not count as width.
+	widths := make([]int, len(header))
+	for _, row := range rows {
+		for j, c := range row {
+			widths[j] = max(widths[j], utf8.RuneCountInString(c))
+		}
+	}
+	for i, row := range rows {
+		var b strings.Builder
+		for j, c := range row {
+			code := colors[i][j]
+			if i == 0 {
+				code = "1"
+			}
+			b.WriteString(p.paint(code, c))
+			if j < len(row)-1 {
+				b.WriteString(strings.Repeat(" ", widths[j]-utf8.RuneCountInString(c)+2))
+			}
+		}
+		fmt.Fprintln(o.Out, b.String())
+	}
+	return nil
+}
+
+func statusColor(status string) string {
+	switch status {
+	case api.StatusOnline:
+		return "32" // green
+	case api.StatusErrored:
+		return "31" // red
+	case api.StatusStopped:
+		return "90" // grey
+	default:
+		return "33" // yellow: launching, stopping, waiting restart
+	}
+}
+
+// painter adds ANSI colours when they are wanted (a terminal, no NO_COLOR).
+type painter struct{ on bool }
+
+func (p *painter) paint(code, s string) string {
+	if !p.on || code == "" {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dD", int(d.Hours()/24))
+}
+
+func humanBytes(b uint64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", b)
+}

@@ -1,0 +1,261 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/config"
+)
+
+// startFlags maps each `tend start` flag to the pm2 field it sets, so the
+// command line goes through the same checks as a config file.
+var startFlags = []struct {
+	flag, short, field, usage string
+	boolean                   bool
+	value                     string // the field's value for a boolean flag
+}{
+	{flag: "name", short: "n", field: "name", usage: "app name (default: the script's name)"},
+	{flag: "namespace", field: "namespace", usage: "namespace, usable as a target"},
+	{flag: "interpreter", field: "interpreter", usage: "interpreter to run the script with (\"none\" runs it directly)"},
+	{flag: "interpreter-args", field: "interpreter_args", usage: "arguments for the interpreter"},
+	{flag: "node-args", field: "interpreter_args", usage: "same as --interpreter-args"},
+	{flag: "cwd", field: "cwd", usage: "working directory of the app"},
+	{flag: "instances", short: "i", field: "instances", usage: "number of instances (\"max\" = one per CPU, -1 = CPUs minus one)"},
+	{flag: "no-autorestart", field: "autorestart", boolean: true, value: "false", usage: "do not restart the app when it exits"},
+	{flag: "max-restarts", field: "max_restarts", usage: "unstable restarts in a row before the app is errored (default 16)"},
+	{flag: "min-uptime", field: "min_uptime", usage: "a run shorter than this is unstable (default 1s)"},
+	{flag: "restart-delay", field: "restart_delay", usage: "wait this long before a restart (ms, or 2s, 1m...)"},
+	{flag: "exp-backoff-restart-delay", field: "exp_backoff_restart_delay", usage: "first delay of an exponential backoff between restarts"},
+	{flag: "stop-exit-codes", field: "stop_exit_codes", usage: "exit codes that are not restarted (comma-separated)"},
+	{flag: "kill-timeout", field: "kill_timeout", usage: "grace period between the stop signal and SIGKILL (default 1600ms)"},
+	{flag: "kill-signal", field: "kill_signal", usage: "stop signal (default SIGINT)"},
+	{flag: "shutdown-with-message", field: "shutdown_with_message", boolean: true, value: "true", usage: "stop a Node app with the 'shutdown' message instead of a signal"},
+	{flag: "wait-ready", field: "wait_ready", boolean: true, value: "true", usage: "the app is ready when it says so"},
+	{flag: "listen-timeout", field: "listen_timeout", usage: "how long to wait for readiness"},
+	{flag: "time", field: "time", boolean: true, value: "true", usage: "prefix each log line with the time"},
+	{flag: "log-date-format", field: "log_date_format", usage: "format of the log time prefix (YYYY-MM-DD HH:mm:ss)"},
+	{flag: "log-type", field: "log_type", usage: "\"json\" for one JSON object per log line"},
+	{flag: "output", short: "o", field: "out_file", usage: "file for stdout"},
+	{flag: "error", short: "e", field: "error_file", usage: "file for stderr"},
+	{flag: "log", short: "l", field: "log_file", usage: "file for stdout and stderr together"},
+	{flag: "merge-logs", field: "merge_logs", boolean: true, value: "true", usage: "one log file for all instances"},
+	{flag: "disable-logs", field: "disable_logs", boolean: true, value: "true", usage: "write no log files"},
+	{flag: "log-max-size", field: "log_max_size", usage: "rotate log files at this size (default 10M)"},
+	{flag: "log-retain", field: "log_retain", usage: "rotated log files to keep (default 10)"},
+	{flag: "max-memory-restart", field: "max_memory_restart", usage: "memory limit (200M, 1G)"},
+	{flag: "cron-restart", field: "cron_restart", usage: "restart on a cron schedule"},
+	{flag: "port", field: "port", usage: "sets PORT for the app"},
+	{flag: "filter-env", field: "filter_env", usage: "drop inherited variables with these prefixes (comma-separated)"},
+	{flag: "no-autostart", field: "autostart", boolean: true, value: "false", usage: "add the app without starting it"},
+}
+
+type startOptions struct {
+	env     string
+	only    []string
+	update  bool
+	noTable bool
+}
+
+func newStart(env *Env) *cobra.Command {
+	var o startOptions
+	cmd := &cobra.Command{
+		Use:   "start <script|binary|'command line'|config file|app...> [flags] [-- args...]",
+		Short: "Start a script, a binary, a command line, a config file's apps, or stopped apps",
+		Long: `Start a program and keep it running.
+
+  tend start server.js                  node script (interpreter from the extension)
+  tend start app.py --name api          python3; .sh bash, .rb ruby, .php, .pl
+  tend start ./server -- --port 8080    a binary, with its arguments after --
+  tend start "python3 -m http.server"   a command line, run by /bin/sh -c
+  tend start ecosystem.config.js        every app of a config file (--only, --env)
+  tend start web                        an app that is stopped (name, id or all)`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var scriptArgs []string
+			if n := cmd.ArgsLenAtDash(); n >= 0 {
+				args, scriptArgs = args[:n], args[n:]
+				if len(args) == 0 {
+					return usagef("nothing to start before --")
+				}
+			}
+			return runStart(cmd, env, &o, args, scriptArgs)
+		},
+		ValidArgsFunction: completeApps(env),
+	}
+	f := cmd.Flags()
+	for _, sf := range startFlags {
+		if sf.boolean {
+			f.BoolP(sf.flag, sf.short, false, sf.usage)
+		} else {
+			f.StringP(sf.flag, sf.short, "", sf.usage)
+		}
+	}
+	f.StringVar(&o.env, "env", "", "use the config's env_<name> on top of env")
+	f.StringSliceVar(&o.only, "only", nil, "start only these apps of the config file")
+	f.BoolVar(&o.update, "update-env", false, "with a config file: restart running apps with the current environment")
+	return cmd
+}
+
+func runStart(cmd *cobra.Command, env *Env, o *startOptions, args, scriptArgs []string) error {
+	ctx := cmd.Context()
+	opts := config.Options{Cwd: env.IO.Cwd, Environ: env.IO.Environ, EnvName: o.env, Only: o.only}
+	first := args[0]
+	if config.IsConfigFile(first) && fileExists(first, env.IO.Cwd) {
+		if len(args) > 1 {
+			return usagef("start takes one config file, got %d arguments", len(args))
+		}
+		return startConfig(cmd, env, first, opts, o.update)
+	}
+	var fields []config.Field
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		for _, sf := range startFlags {
+			if sf.flag == fl.Name {
+				v := fl.Value.String()
+				if sf.boolean {
+					if v != "true" {
+						return
+					}
+					v = sf.value
+				}
+				fields = append(fields, config.Field{Key: sf.field, Value: v, Flag: "--" + fl.Name})
+			}
+		}
+	})
+	c, err := env.Client(ctx)
+	if err != nil {
+		return err
+	}
+	// Names, ids and "all" of existing apps start those apps, unless the
+	// argument is a file: a script always wins over an app's name.
+	if !fileExists(first, env.IO.Cwd) && len(scriptArgs) == 0 {
+		apps, err := c.List(ctx)
+		if err != nil {
+			return err
+		}
+		if allTargets(args, apps) {
+			res, err := c.Act(ctx, api.ActionStart, api.ActionRequest{Targets: args})
+			if err != nil {
+				return err
+			}
+			return printApps(env.IO, res.Apps)
+		}
+	}
+	if len(args) > 1 {
+		return usagef("start takes one script (its arguments go after --), got %q", strings.Join(args, " "))
+	}
+	spec, err := config.FromCommandLine(first, scriptArgs, fields, opts)
+	if err != nil {
+		return err
+	}
+	res, err := c.Start(ctx, api.StartRequest{Apps: []api.AppSpec{spec}})
+	if errors.Is(err, api.ErrConflict) {
+		// The same program under the same name, stopped: start it again
+		// rather than refuse, as pm2 does.
+		if apps, derr := c.Describe(ctx, spec.Name); derr == nil && len(apps) == 1 && apps[0].Spec != nil &&
+			slices.Equal(apps[0].Spec.Command, spec.Command) && apps[0].Status != api.StatusOnline {
+			res, err = c.Act(ctx, api.ActionStart, api.ActionRequest{Targets: []string{spec.Name}})
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return printApps(env.IO, res.Apps)
+}
+
+// startConfig starts the apps of a config file: new ones are created,
+// existing ones restarted with the file's spec (so `tend start` of an edited
+// file applies it, as with pm2).
+func startConfig(cmd *cobra.Command, env *Env, path string, opts config.Options, updateEnv bool) error {
+	ctx := cmd.Context()
+	f, err := config.Load(path, opts)
+	if err != nil {
+		return err
+	}
+	for _, w := range f.Warnings {
+		fmt.Fprintf(env.IO.Err, "tend: warning: %s\n", w)
+	}
+	c, err := env.Client(ctx)
+	if err != nil {
+		return err
+	}
+	apps, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
+	exists := map[string]bool{}
+	for _, a := range apps {
+		exists[a.Name] = true
+	}
+	var fresh, known []api.AppSpec
+	var names []string
+	for _, s := range f.Apps {
+		if exists[s.Name] {
+			known = append(known, s)
+			names = append(names, s.Name)
+		} else {
+			fresh = append(fresh, s)
+		}
+	}
+	var out []api.AppInfo
+	if len(fresh) > 0 {
+		res, err := c.Start(ctx, api.StartRequest{Apps: fresh})
+		if err != nil {
+			return err
+		}
+		out = append(out, res.Apps...)
+	}
+	if len(known) > 0 {
+		req := api.ActionRequest{Targets: names, Specs: known, UpdateEnv: updateEnv}
+		if updateEnv {
+			req.BaseEnv = environMap(env.IO.Environ)
+		}
+		res, err := c.Act(ctx, api.ActionRestart, req)
+		if err != nil {
+			return err
+		}
+		out = append(out, res.Apps...)
+	}
+	return printApps(env.IO, out)
+}
+
+func allTargets(args []string, apps []api.AppInfo) bool {
+	for _, a := range args {
+		if a == "all" {
+			continue
+		}
+		found := false
+		for _, app := range apps {
+			found = found || app.Name == a || strconv.Itoa(app.ID) == a || (app.Namespace != "" && app.Namespace == a)
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func fileExists(path, cwd string) bool {
+	if !strings.HasPrefix(path, "/") {
+		path = cwd + "/" + path
+	}
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func environMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}

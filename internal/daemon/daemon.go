@@ -1,0 +1,299 @@
+// Package daemon wires tend's daemon together: it takes the lock, becomes
+// the subreaper of everything it starts, restores the stored state, serves
+// the control API on the socket, and on shutdown stops every app before it
+// exits.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/apiserver"
+	"github.com/tend-pm/tend/internal/applog"
+	"github.com/tend-pm/tend/internal/clock"
+	"github.com/tend-pm/tend/internal/proc"
+	"github.com/tend-pm/tend/internal/socket"
+	"github.com/tend-pm/tend/internal/state"
+	"github.com/tend-pm/tend/internal/supervisor"
+)
+
+// Files inside TEND_HOME.
+const (
+	PIDFile   = "daemon.pid" // holds the pid, and its lock is the daemon's
+	LogFile   = "daemon.log"
+	StateFile = "state.json"
+	DumpFile  = "dump.json"
+	LogsDir   = "logs"
+)
+
+// ErrAlreadyRunning means another daemon holds the lock of this TEND_HOME.
+var ErrAlreadyRunning = errors.New("a daemon is already running for this TEND_HOME")
+
+// Options configure Run.
+type Options struct {
+	Home string
+	// Ready, if set, receives "ok\n" once the daemon answers on its socket,
+	// or the error that stopped it from starting; then it is closed. The
+	// CLI that auto-starts a daemon waits on it.
+	Ready io.WriteCloser
+}
+
+// Run runs the daemon until it is told to stop (SIGTERM, SIGINT, or a kill
+// request) and every app is stopped.
+func Run(ctx context.Context, o Options) (err error) {
+	ready := o.Ready
+	defer func() {
+		if ready != nil {
+			msg := "ok\n"
+			if err != nil {
+				msg = err.Error() + "\n"
+			}
+			_, _ = io.WriteString(ready, msg)
+			ready.Close()
+		}
+	}()
+	home := o.Home
+	sockPath, err := socket.Path(home)
+	if err != nil {
+		return err
+	}
+	if err := socket.EnsureHome(home); err != nil {
+		return err
+	}
+	lock, err := acquireLock(filepath.Join(home, PIDFile))
+	if err != nil {
+		return err
+	}
+	defer releaseLock(lock)
+
+	logf, err := os.OpenFile(filepath.Join(home, LogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open daemon log: %w", err)
+	}
+	defer logf.Close()
+	log := slog.New(slog.NewTextHandler(logf, nil))
+	log.Info("daemon starting", "version", api.Version(), "pid", os.Getpid())
+
+	if err := proc.BecomeSubreaper(); err != nil {
+		log.Warn("cannot become a subreaper; orphaned grandchildren will go to init", "err", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Asking for these signals also resets their disposition in the apps
+	// started from here: a daemon launched by a shell with SIGINT ignored
+	// (a background job) must not pass that on, or apps would ignore the
+	// stop signal.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+
+	st, err := state.Load(filepath.Join(home, StateFile))
+	if err != nil {
+		return fmt.Errorf("%w; move the file away to start with no apps", err)
+	}
+	clk := clock.Real{}
+	router := applog.NewRouter(filepath.Join(home, LogsDir), clk, log)
+	defer router.Close()
+	var sup *supervisor.Supervisor
+	reaper := proc.NewReaper(func() { sup.OnReap() })
+	sup = supervisor.New(supervisor.Deps{
+		Clock: clk, Reaper: reaper, Logs: router, Home: home, Log: log,
+		Store: state.NewStore(filepath.Join(home, StateFile)),
+	})
+	go reaper.Run(ctx)
+	if err := sup.Restore(st); err != nil {
+		return fmt.Errorf("restore %s: %w", StateFile, err)
+	}
+
+	ln, err := socket.Listen(sockPath)
+	if err != nil {
+		return err
+	}
+	d := &daemon{home: home, sup: sup, router: router, started: time.Now(), log: log}
+	d.exit = cancel
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- apiserver.Serve(serveCtx, ln, apiserver.New(d, os.Getuid(), log)) }()
+
+	if err := writePID(lock); err != nil {
+		log.Warn("write pid file", "err", err)
+	}
+	if ready != nil {
+		_, _ = io.WriteString(ready, "ok\n")
+		ready.Close()
+		ready = nil
+	}
+	log.Info("daemon ready", "socket", sockPath)
+
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP, syscall.SIGUSR2:
+				if err := router.ReopenAll(); err != nil {
+					log.Error("reopen logs", "err", err)
+				}
+			default:
+				log.Info("stopping every app before exiting; they start again with the next daemon", "signal", sig.String())
+				d.Kill(true)
+				done = true
+			}
+		}
+	}
+	stopServing()
+	if err := <-served; err != nil {
+		log.Error("serve", "err", err)
+	}
+	log.Info("daemon stopped")
+	return nil
+}
+
+// daemon implements apiserver.Backend.
+type daemon struct {
+	home    string
+	sup     *supervisor.Supervisor
+	router  *applog.Router
+	started time.Time
+	log     *slog.Logger
+	exit    func()
+
+	killOnce sync.Once
+}
+
+var _ apiserver.Backend = (*daemon)(nil)
+
+func (d *daemon) Ping() api.Ping {
+	return api.Ping{Version: api.Version(), PID: os.Getpid(), Home: d.home, Started: d.started}
+}
+
+func (d *daemon) List() []api.AppInfo { return d.sup.List() }
+
+func (d *daemon) Describe(target string) ([]api.AppInfo, error) { return d.sup.Describe(target) }
+
+func (d *daemon) Create(ctx context.Context, specs []api.AppSpec) ([]api.AppInfo, error) {
+	return d.sup.Create(ctx, specs)
+}
+
+func (d *daemon) Act(ctx context.Context, action string, req api.ActionRequest) ([]api.AppInfo, error) {
+	return d.sup.Act(ctx, action, req)
+}
+
+func (d *daemon) ReopenLogs() error { return d.router.ReopenAll() }
+
+// Kill stops every app, then makes Run return once the answer is sent.
+func (d *daemon) Kill(keepState bool) {
+	d.killOnce.Do(func() {
+		d.sup.Shutdown(keepState)
+		d.exit()
+	})
+}
+
+// Save writes the app list for resurrect, keeping the previous one as
+// dump.json.bak. An empty list is refused without force: saving it by
+// mistake would make the next resurrect bring nothing back.
+func (d *daemon) Save(force bool) (api.SaveResult, error) {
+	snap := d.sup.Snapshot()
+	for i := range snap.Apps {
+		snap.Apps[i].Instances = nil
+	}
+	path := filepath.Join(d.home, DumpFile)
+	if len(snap.Apps) == 0 && !force {
+		return api.SaveResult{}, fmt.Errorf("no apps to save; `tend save --force` saves the empty list, which makes resurrect start nothing: %w", api.ErrConflict)
+	}
+	if old, err := os.ReadFile(path); err == nil {
+		if err := state.WriteFile(path+".bak", old); err != nil {
+			return api.SaveResult{}, err
+		}
+	}
+	b, err := state.Encode(snap)
+	if err != nil {
+		return api.SaveResult{}, err
+	}
+	if err := state.WriteFile(path, b); err != nil {
+		return api.SaveResult{}, err
+	}
+	return api.SaveResult{Path: path, Apps: len(snap.Apps)}, nil
+}
+
+// Resurrect creates the saved apps that do not exist, running or stopped
+// as they were saved.
+func (d *daemon) Resurrect(ctx context.Context) ([]api.AppInfo, error) {
+	path := filepath.Join(d.home, DumpFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("nothing saved yet (%s does not exist); `tend save` writes it: %w", path, api.ErrNotFound)
+	}
+	f, err := state.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, api.ErrInvalid)
+	}
+	existing := map[string]bool{}
+	for _, a := range d.sup.List() {
+		existing[a.Name] = true
+	}
+	var specs []api.AppSpec
+	var run []bool
+	for _, a := range f.Apps {
+		if !existing[a.Spec.Name] {
+			specs = append(specs, a.Spec)
+			run = append(run, a.Running)
+		}
+	}
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	return d.sup.Add(ctx, specs, run)
+}
+
+func (d *daemon) Logs(ctx context.Context, q apiserver.LogQuery, emit func(api.LogLine) error) error {
+	apps, err := d.sup.Describe(q.Target)
+	if err != nil {
+		return err
+	}
+	return d.router.Stream(ctx, apps, applog.Query{Instance: q.Instance, Stream: q.Stream, Lines: q.Lines, Follow: q.Follow}, emit)
+}
+
+// acquireLock opens and locks the pid file. The kernel drops the lock when
+// the daemon dies however it dies, so a stale file never blocks the next
+// daemon, and two daemons racing to start never both run.
+func acquireLock(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrAlreadyRunning
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+func writePID(f *os.File) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return err
+}
+
+// releaseLock removes the pid file while still holding its lock, so it
+// never removes the file of a daemon that starts right after.
+func releaseLock(f *os.File) {
+	_ = os.Remove(f.Name())
+	f.Close()
+}

@@ -1,0 +1,92 @@
+// Package socket finds, creates and dials the daemon's control socket,
+// $TEND_HOME/tend.sock, and checks who is on the other end.
+//
+// The socket is the daemon's only door: it is created 0600 inside a 0700
+// directory, and every connection's peer uid is checked (SO_PEERCRED), so
+// another user cannot drive the daemon even if permissions were loosened.
+package socket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Name is the socket's file name inside TEND_HOME.
+const Name = "tend.sock"
+
+// maxPath is the longest socket path the kernel accepts: sun_path is 108
+// bytes on Linux (104 on macOS), one of which ends the string.
+const maxPath = 107
+
+// ErrPathTooLong is returned for a TEND_HOME that leaves no room for the
+// socket name in a unix socket address.
+var ErrPathTooLong = errors.New("path too long for a unix socket")
+
+// Path returns the socket path inside home, or an error saying how to fix a
+// home that is too long.
+func Path(home string) (string, error) {
+	p := filepath.Join(home, Name)
+	if len(p) > maxPath {
+		return "", fmt.Errorf("TEND_HOME %q gives a socket path of %d bytes, more than the %d a unix socket allows; set TEND_HOME to a shorter directory: %w", home, len(p), maxPath, ErrPathTooLong)
+	}
+	return p, nil
+}
+
+// EnsureHome creates home with mode 0700 if needed, and tightens it to 0700
+// if it exists with looser permissions, because it holds the socket, the
+// state and the logs.
+func EnsureHome(home string) error {
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return fmt.Errorf("create TEND_HOME: %w", err)
+	}
+	fi, err := os.Stat(home)
+	if err != nil {
+		return fmt.Errorf("TEND_HOME: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("TEND_HOME %q is not a directory", home)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(home, 0o700); err != nil {
+			return fmt.Errorf("restrict TEND_HOME to its owner: %w", err)
+		}
+	}
+	return nil
+}
+
+// Listen creates the socket at path. A socket file that nobody answers on
+// is left over from a daemon that died, and is replaced; one that answers
+// belongs to a running daemon, and Listen refuses to take it over. The
+// caller must hold the daemon lock, so two daemons never race here.
+func Listen(path string) (*net.UnixListener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: a daemon is already listening there", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	// The directory is already 0700; 0600 on the file keeps the socket
+	// private even if someone loosens the directory later.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("restrict socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	return ln, nil
+}
+
+// Dial connects to the socket at path.
+func Dial(ctx context.Context, path string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", path)
+}

@@ -1,0 +1,496 @@
+// Package supervisor runs apps: it starts each app's instances, restarts
+// them by policy when they exit, stops them with the stop sequence
+// (signal, grace period, SIGKILL to the whole process group), and keeps the
+// desired state on disk so a new daemon can take over from one that died.
+//
+// All app and instance state sits behind one mutex, Supervisor.mu. Events
+// (a process exit from the Reaper, a timer from the Clock, a user's action
+// from the API) take it, change the state, and release it; nothing blocks
+// while holding it. User actions on one app are also serialized by the
+// app's own op mutex, so a restart and a delete of the same app never
+// interleave.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/clock"
+	"github.com/tend-pm/tend/internal/proc"
+	"github.com/tend-pm/tend/internal/state"
+)
+
+// LogRouter gives each app the destination of its output.
+type LogRouter interface {
+	Open(spec *api.AppSpec) (AppLogs, error)
+}
+
+// AppLogs is where one app's output goes.
+type AppLogs interface {
+	// Copy reads r, an instance's stdout or stderr pipe ("out" or "err"),
+	// until EOF and closes it. It runs in its own goroutine.
+	Copy(slot int, stream string, r *os.File)
+	// Paths names the files the output is written to.
+	Paths() api.LogPaths
+	// Flush empties the app's log files (pm2's flush).
+	Flush() error
+	// Close releases the files once the app is deleted.
+	Close() error
+}
+
+// Deps are what a Supervisor needs from the daemon around it.
+type Deps struct {
+	Clock  clock.Clock
+	Reaper *proc.Reaper
+	Logs   LogRouter
+	// Store, if set, receives the state after every change.
+	Store *state.Store
+	// Home is TEND_HOME, given to instances.
+	Home string
+	Log  *slog.Logger
+}
+
+// Supervisor owns every app.
+type Supervisor struct {
+	deps Deps
+
+	mu     sync.Mutex
+	apps   []*app // in id order
+	nextID int
+	gen    uint64 // snapshot counter for Store
+	// scan caches the last full process table, used to find the members
+	// of each instance's process tree for the figures of `tend ls`.
+	scan scanCache
+}
+
+type app struct {
+	// op serializes user actions on this app; it is taken before mu.
+	op sync.Mutex
+
+	id      int
+	spec    api.AppSpec
+	created time.Time
+	running bool // desired state: false once a user stops it
+	deleted bool
+	logs    AppLogs
+	insts   []*instance
+}
+
+// New returns a Supervisor with no apps.
+func New(d Deps) *Supervisor {
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Supervisor{deps: d}
+}
+
+// OnReap is given to the Reaper: after children were reaped, instances
+// whose main process is gone but whose process group was not yet empty may
+// now be fully stopped.
+func (s *Supervisor) OnReap() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.apps {
+		for _, in := range a.insts {
+			if in.stopping {
+				s.checkStoppedLocked(in)
+			}
+		}
+	}
+}
+
+// Create adds apps from specs and starts those with autostart. Every spec
+// is checked first: one bad spec, or a name already taken, and nothing is
+// created.
+func (s *Supervisor) Create(ctx context.Context, specs []api.AppSpec) ([]api.AppInfo, error) {
+	run := make([]bool, len(specs))
+	for i := range specs {
+		run[i] = specs[i].Autostart
+	}
+	return s.Add(ctx, specs, run)
+}
+
+// Add is Create with the choice of which apps to start made by the caller
+// (resurrect brings back stopped apps as stopped).
+func (s *Supervisor) Add(ctx context.Context, specs []api.AppSpec, run []bool) ([]api.AppInfo, error) {
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("no apps to start: %w", api.ErrInvalid)
+	}
+	seen := map[string]bool{}
+	for i := range specs {
+		if err := specs[i].Validate(); err != nil {
+			return nil, err
+		}
+		if seen[specs[i].Name] {
+			return nil, fmt.Errorf("app %q is given twice: %w", specs[i].Name, api.ErrInvalid)
+		}
+		seen[specs[i].Name] = true
+	}
+	s.mu.Lock()
+	for i := range specs {
+		if a := s.byNameLocked(specs[i].Name); a != nil {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("app %q already exists (id %d); use `tend restart %s` to apply changes, or `tend delete %s` first: %w",
+				a.spec.Name, a.id, a.spec.Name, a.spec.Name, api.ErrConflict)
+		}
+	}
+	var created []*app
+	for i := range specs {
+		a, err := s.addLocked(specs[i], s.deps.Clock.Now())
+		if err != nil {
+			for _, c := range created {
+				s.removeLocked(c)
+			}
+			s.mu.Unlock()
+			return nil, err
+		}
+		created = append(created, a)
+	}
+	s.mu.Unlock()
+	for i, a := range created {
+		if run[i] {
+			s.withApp(a, func() { s.startLocked(a) })
+		}
+	}
+	s.persist()
+	return s.infos(created, false), nil
+}
+
+// addLocked creates the app and its instances, stopped.
+func (s *Supervisor) addLocked(spec api.AppSpec, created time.Time) (*app, error) {
+	lg, err := s.deps.Logs.Open(&spec)
+	if err != nil {
+		return nil, fmt.Errorf("app %q: open logs: %w", spec.Name, err)
+	}
+	a := &app{id: s.nextID, spec: spec, created: created, logs: lg}
+	s.nextID++
+	for slot := 0; slot < spec.Instances; slot++ {
+		a.insts = append(a.insts, &instance{app: a, slot: slot, status: api.StatusStopped})
+	}
+	s.apps = append(s.apps, a)
+	return a, nil
+}
+
+func (s *Supervisor) removeLocked(a *app) {
+	a.deleted = true
+	s.apps = slices.DeleteFunc(s.apps, func(x *app) bool { return x == a })
+	if err := a.logs.Close(); err != nil {
+		s.deps.Log.Warn("close logs", "app", a.spec.Name, "err", err)
+	}
+}
+
+// withApp runs f with the app's op lock and the supervisor lock held.
+func (s *Supervisor) withApp(a *app, f func()) {
+	a.op.Lock()
+	defer a.op.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !a.deleted {
+		f()
+	}
+}
+
+func (s *Supervisor) byNameLocked(name string) *app {
+	for _, a := range s.apps {
+		if a.spec.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// resolve turns targets (names, ids, namespaces, "all") into apps, in id
+// order without duplicates. An unknown target is an error and nothing is
+// returned, so an action with a typo changes nothing.
+func (s *Supervisor) resolve(targets []string) ([]*app, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("no app named: %w", api.ErrInvalid)
+	}
+	picked := map[*app]bool{}
+	for _, t := range targets {
+		found := false
+		for _, a := range s.apps {
+			if t == "all" || a.spec.Name == t || strconv.Itoa(a.id) == t || (a.spec.Namespace != "" && a.spec.Namespace == t) {
+				picked[a] = true
+				found = true
+			}
+		}
+		if !found && t != "all" {
+			return nil, fmt.Errorf("app %q: %w", t, api.ErrNotFound)
+		}
+	}
+	var out []*app
+	for _, a := range s.apps {
+		if picked[a] {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// Act performs action on the apps req names and returns them as they are
+// afterwards.
+func (s *Supervisor) Act(ctx context.Context, action string, req api.ActionRequest) ([]api.AppInfo, error) {
+	apps, err := s.resolve(req.Targets)
+	if err != nil {
+		return nil, err
+	}
+	var fn func(*app) error
+	switch action {
+	case api.ActionStart:
+		fn = func(a *app) error { s.withApp(a, func() { s.startLocked(a) }); return nil }
+	case api.ActionStop:
+		fn = s.stopApp
+	case api.ActionRestart:
+		specs := map[string]*api.AppSpec{}
+		for i := range req.Specs {
+			if err := req.Specs[i].Validate(); err != nil {
+				return nil, err
+			}
+			specs[req.Specs[i].Name] = &req.Specs[i]
+		}
+		fn = func(a *app) error { return s.restartApp(a, specs[a.spec.Name], req) }
+	case api.ActionDelete:
+		fn = s.deleteApp
+	case api.ActionReset:
+		fn = func(a *app) error { s.withApp(a, func() { s.resetLocked(a) }); return nil }
+	case api.ActionSignal:
+		sig, err := api.ParseSignal(req.Signal)
+		if err != nil {
+			return nil, fmt.Errorf("%v: %w", err, api.ErrInvalid)
+		}
+		fn = func(a *app) error { return s.signalApp(a, sig) }
+	case api.ActionFlush:
+		fn = func(a *app) error { return a.logs.Flush() }
+	default:
+		return nil, fmt.Errorf("unknown action %q: %w", action, api.ErrNotFound)
+	}
+	errs := make([]error, len(apps))
+	var wg sync.WaitGroup
+	for i, a := range apps {
+		wg.Go(func() { errs[i] = fn(a) })
+	}
+	wg.Wait()
+	s.persist()
+	if action == api.ActionDelete {
+		return nil, errors.Join(errs...)
+	}
+	return s.infos(apps, false), errors.Join(errs...)
+}
+
+// stopApp stops every instance of a and waits until they are gone.
+func (s *Supervisor) stopApp(a *app) error {
+	a.op.Lock()
+	defer a.op.Unlock()
+	s.mu.Lock()
+	a.running = false
+	waits := s.stopAllLocked(a, "stopped by `tend stop`")
+	s.mu.Unlock()
+	waitAll(waits)
+	return nil
+}
+
+func (s *Supervisor) stopAllLocked(a *app, why string) []<-chan struct{} {
+	var waits []<-chan struct{}
+	for _, in := range a.insts {
+		waits = append(waits, s.stopLocked(in, why))
+	}
+	return waits
+}
+
+func waitAll(chs []<-chan struct{}) {
+	for _, c := range chs {
+		<-c
+	}
+}
+
+// restartApp stops a and starts it again. A new spec (from a config file)
+// replaces the old one; req.UpdateEnv replaces the inherited environment.
+func (s *Supervisor) restartApp(a *app, spec *api.AppSpec, req api.ActionRequest) error {
+	a.op.Lock()
+	defer a.op.Unlock()
+	s.mu.Lock()
+	waits := s.stopAllLocked(a, "restarting")
+	s.mu.Unlock()
+	waitAll(waits)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a.deleted {
+		return nil
+	}
+	if spec != nil {
+		if err := s.respecLocked(a, *spec); err != nil {
+			return err
+		}
+	}
+	if req.UpdateEnv {
+		a.spec.BaseEnv = filterEnv(req.BaseEnv, &a.spec)
+	}
+	for _, in := range a.insts {
+		in.restarts++
+		in.unstable, in.backoff = 0, 0
+	}
+	s.startLocked(a)
+	return nil
+}
+
+// respecLocked gives a stopped app a new spec, reopening its logs and
+// resizing its slots when the spec asks for it.
+func (s *Supervisor) respecLocked(a *app, spec api.AppSpec) error {
+	lg, err := s.deps.Logs.Open(&spec)
+	if err != nil {
+		return fmt.Errorf("app %q: open logs: %w", spec.Name, err)
+	}
+	if err := a.logs.Close(); err != nil {
+		s.deps.Log.Warn("close logs", "app", a.spec.Name, "err", err)
+	}
+	a.logs = lg
+	a.spec = spec
+	for len(a.insts) < spec.Instances {
+		a.insts = append(a.insts, &instance{app: a, slot: len(a.insts), status: api.StatusStopped})
+	}
+	a.insts = a.insts[:spec.Instances]
+	return nil
+}
+
+// filterEnv applies the app's filter_env to a fresh inherited environment.
+func filterEnv(env map[string]string, spec *api.AppSpec) map[string]string {
+	if spec.FilterAllEnv {
+		return nil
+	}
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		if !hasAnyPrefix(k, spec.FilterEnv) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if len(s) >= len(p) && s[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+// deleteApp stops a and removes it.
+func (s *Supervisor) deleteApp(a *app) error {
+	a.op.Lock()
+	defer a.op.Unlock()
+	s.mu.Lock()
+	a.running = false
+	waits := s.stopAllLocked(a, "deleted")
+	s.mu.Unlock()
+	waitAll(waits)
+	s.mu.Lock()
+	s.removeLocked(a)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Supervisor) resetLocked(a *app) {
+	for _, in := range a.insts {
+		in.restarts, in.unstable, in.backoff = 0, 0, 0
+	}
+}
+
+// signalApp sends sig to the main process of each running instance, as
+// pm2's sendSignal does.
+func (s *Supervisor) signalApp(a *app, sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sent := 0
+	for _, in := range a.insts {
+		if in.pid > 0 {
+			if err := proc.Signal(in.pid, sig); err != nil {
+				return fmt.Errorf("app %q: %w", a.spec.Name, err)
+			}
+			sent++
+		}
+	}
+	if sent == 0 {
+		return fmt.Errorf("app %q has no running process to signal: %w", a.spec.Name, api.ErrConflict)
+	}
+	return nil
+}
+
+// Shutdown stops every app and waits. With keepState the stored state
+// still says which apps should run, so the next daemon starts them again;
+// otherwise every app is deleted (pm2's kill).
+func (s *Supervisor) Shutdown(keepState bool) {
+	s.mu.Lock()
+	apps := slices.Clone(s.apps)
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, a := range apps {
+		wg.Go(func() {
+			a.op.Lock()
+			defer a.op.Unlock()
+			s.mu.Lock()
+			waits := s.stopAllLocked(a, "the daemon is shutting down")
+			s.mu.Unlock()
+			waitAll(waits)
+			if !keepState {
+				s.mu.Lock()
+				s.removeLocked(a)
+				s.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	s.persist()
+}
+
+// persist writes the state, if the Supervisor has a Store.
+func (s *Supervisor) persist() {
+	if s.deps.Store == nil {
+		return
+	}
+	s.mu.Lock()
+	s.gen++
+	gen := s.gen
+	f := s.snapshotLocked()
+	s.mu.Unlock()
+	if err := s.deps.Store.Write(gen, f); err != nil {
+		s.deps.Log.Error("write state", "err", err)
+	}
+}
+
+func (s *Supervisor) snapshotLocked() *state.File {
+	f := &state.File{NextID: s.nextID}
+	for _, a := range s.apps {
+		sa := state.App{ID: a.id, Created: a.created, Running: a.running, Spec: a.spec}
+		for _, in := range a.insts {
+			if in.pid > 0 {
+				sa.Instances = append(sa.Instances, state.Instance{Slot: in.slot, PID: in.pid, StartTicks: in.startTicks, Restarts: in.restarts})
+			}
+		}
+		f.Apps = append(f.Apps, sa)
+	}
+	return f
+}
+
+// Snapshot returns the state as it would be stored (for `tend save`).
+func (s *Supervisor) Snapshot() *state.File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapshotLocked()
+}

@@ -1,0 +1,214 @@
+// Package testproc turns a test binary into a scripted child process, so
+// tests start real processes without depending on a shell or on system
+// binaries. A test's TestMain calls MaybeRun first; when the environment
+// says so, the binary runs the script given in its arguments and exits.
+//
+//	func TestMain(m *testing.M) {
+//		testproc.MaybeRun()
+//		os.Exit(m.Run())
+//	}
+//
+//	argv := testproc.Command("print", "hello", "sleep", "1h")
+//
+// Verbs, run in order:
+//
+//	print TEXT         write TEXT and a newline to stdout
+//	stderr TEXT        write TEXT and a newline to stderr
+//	nonl TEXT          write TEXT to stdout with no newline
+//	lines N TEXT       write N lines "TEXT i" to stdout
+//	bigline BYTES      write one line of BYTES 'x' characters to stdout
+//	sleep DURATION     sleep (Go duration, or "forever")
+//	exit CODE          exit with CODE
+//	ignore SIGNAL      ignore SIGNAL (e.g. INT, TERM)
+//	trap SIGNAL CODE   exit with CODE when SIGNAL arrives
+//	pid FILE           write this process's pid to FILE
+//	spawn FILE         start a grandchild that sleeps forever (same process
+//	                   group) and write its pid to FILE
+//	spawnsid FILE      the same, but the grandchild leaves the process group
+//	                   and session (setsid), as a daemonizing program would
+//	env FILE           write the environment to FILE, one VAR=value a line
+//	write FILE TEXT    write TEXT to FILE
+//	busy DURATION      burn CPU for DURATION
+package testproc
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// EnvVar is the variable that makes a test binary run as a scripted child.
+const EnvVar = "GO_TESTPROC"
+
+// MaybeRun runs the script in os.Args and exits, if EnvVar is set;
+// otherwise it returns at once.
+func MaybeRun() {
+	if os.Getenv(EnvVar) != "1" {
+		return
+	}
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "testproc: %v\n", err)
+		os.Exit(99)
+	}
+	os.Exit(0)
+}
+
+// Command returns the argv that runs this test binary as a child with the
+// given script. The child needs EnvVar=1 in its environment (see Env).
+func Command(script ...string) []string {
+	exe, err := os.Executable()
+	if err != nil {
+		panic(err) // a test binary always knows its path on Linux
+	}
+	return append([]string{exe}, script...)
+}
+
+// Env is the environment entry that makes a child run its script.
+func Env() string { return EnvVar + "=1" }
+
+func run(args []string) error {
+	need := func(n int) error {
+		if len(args) < n+1 {
+			return fmt.Errorf("%s needs %d argument(s)", args[0], n)
+		}
+		return nil
+	}
+	for len(args) > 0 {
+		verb := args[0]
+		var n int
+		switch verb {
+		case "print", "stderr", "nonl", "bigline", "sleep", "exit", "ignore", "pid", "spawn", "spawnsid", "env", "busy":
+			n = 1
+		case "lines", "trap", "write":
+			n = 2
+		default:
+			return fmt.Errorf("unknown verb %q", verb)
+		}
+		if err := need(n); err != nil {
+			return err
+		}
+		if err := do(verb, args[1:n+1]); err != nil {
+			return fmt.Errorf("%s: %w", verb, err)
+		}
+		args = args[n+1:]
+	}
+	return nil
+}
+
+func do(verb string, a []string) error {
+	switch verb {
+	case "print":
+		_, err := fmt.Fprintln(os.Stdout, a[0])
+		return err
+	case "stderr":
+		_, err := fmt.Fprintln(os.Stderr, a[0])
+		return err
+	case "nonl":
+		_, err := os.Stdout.WriteString(a[0])
+		return err
+	case "lines":
+		n, err := strconv.Atoi(a[0])
+		if err != nil {
+			return err
+		}
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, "%s %d\n", a[1], i)
+			if b.Len() > 64<<10 {
+				if _, err := os.Stdout.WriteString(b.String()); err != nil {
+					return err
+				}
+				b.Reset()
+			}
+		}
+		_, err = os.Stdout.WriteString(b.String())
+		return err
+	case "bigline":
+		n, err := strconv.Atoi(a[0])
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.WriteString(strings.Repeat("x", n) + "\n")
+		return err
+	case "sleep":
+		if a[0] == "forever" {
+			select {}
+		}
+		d, err := time.ParseDuration(a[0])
+		if err != nil {
+			return err
+		}
+		time.Sleep(d)
+	case "busy":
+		d, err := time.ParseDuration(a[0])
+		if err != nil {
+			return err
+		}
+		for end := time.Now().Add(d); time.Now().Before(end); {
+		}
+	case "exit":
+		code, err := strconv.Atoi(a[0])
+		if err != nil {
+			return err
+		}
+		os.Exit(code)
+	case "ignore":
+		sig, err := parseSignal(a[0])
+		if err != nil {
+			return err
+		}
+		signal.Ignore(sig)
+	case "trap":
+		sig, err := parseSignal(a[0])
+		if err != nil {
+			return err
+		}
+		code, err := strconv.Atoi(a[1])
+		if err != nil {
+			return err
+		}
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, sig)
+		go func() { <-ch; os.Exit(code) }()
+	case "pid":
+		return os.WriteFile(a[0], []byte(strconv.Itoa(os.Getpid())), 0o600)
+	case "spawn", "spawnsid":
+		attr := &os.ProcAttr{
+			Env:   os.Environ(),
+			Files: []*os.File{nil, nil, nil},
+			Sys:   &syscall.SysProcAttr{Setsid: verb == "spawnsid"},
+		}
+		p, err := os.StartProcess(Command()[0], []string{Command()[0], "sleep", "forever"}, attr)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(a[0], []byte(strconv.Itoa(p.Pid)), 0o600)
+	case "env":
+		return os.WriteFile(a[0], []byte(strings.Join(os.Environ(), "\n")+"\n"), 0o600)
+	case "write":
+		return os.WriteFile(a[0], []byte(a[1]), 0o600)
+	}
+	return nil
+}
+
+func parseSignal(s string) (syscall.Signal, error) {
+	switch strings.TrimPrefix(strings.ToUpper(s), "SIG") {
+	case "INT":
+		return syscall.SIGINT, nil
+	case "TERM":
+		return syscall.SIGTERM, nil
+	case "HUP":
+		return syscall.SIGHUP, nil
+	case "USR1":
+		return syscall.SIGUSR1, nil
+	case "USR2":
+		return syscall.SIGUSR2, nil
+	case "QUIT":
+		return syscall.SIGQUIT, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
