@@ -110,21 +110,16 @@ func exitCode(err error) int {
 		return ExitInvalid
 	case errors.Is(err, client.ErrNoDaemon), errors.Is(err, errDaemonStart), errors.Is(err, socket.ErrPathTooLong):
 		return ExitNoDaemon
-	case errors.Is(err, errSilent):
-		return ExitFailed
+	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"):
+		// cobra's own errors for a mistyped command carry no type.
+		return ExitInvalid
 	}
 	return ExitFailed
 }
 
-// errSilent is returned by a command that has already said what went wrong.
-var errSilent = errors.New("")
-
 // printError prints err as "tend: ..." lines, adding the next step to take
 // where the kind of error suggests one.
 func printError(w io.Writer, err error) {
-	if errors.Is(err, errSilent) {
-		return
-	}
 	msg := err.Error()
 	var hint string
 	switch {
@@ -212,6 +207,7 @@ It speaks pm2's commands, flags and ecosystem files.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see `tend %s --help`)", err, c.Name())}
 	})
+	defer wrapArgs(root)
 	root.AddGroup(&cobra.Group{ID: "apps", Title: "Apps:"}, &cobra.Group{ID: "logs", Title: "Logs:"}, &cobra.Group{ID: "daemon", Title: "Daemon and state:"})
 	for _, c := range []*cobra.Command{
 		newStart(env), newAction(env, actionStop), newAction(env, actionRestart), newAction(env, actionReload),
@@ -230,6 +226,22 @@ It speaks pm2's commands, flags and ecosystem files.`,
 		root.AddCommand(c)
 	}
 	return root
+}
+
+// wrapArgs marks the argument-count errors of every command as usage
+// errors, which cobra returns as plain errors.
+func wrapArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usageError{fmt.Errorf("%s: %w (see `tend %s --help`)", cmd.Name(), err, cmd.Name())}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		wrapArgs(sub)
+	}
 }
 
 // completeApps offers the names of the apps for shell completion, if a

@@ -173,14 +173,37 @@ func TestFileIntervalIdle(t *testing.T) {
 }
 
 func TestFileTruncate(t *testing.T) {
-	f := openTestFile(t, "web-out.log", FileOptions{})
-	f.Write([]byte("old 1\nold 2\n"))
+	f := openTestFile(t, "web-out.log", FileOptions{MaxSize: 4000, Retain: -1, Compress: true})
+	for i := range 100 { // a rotation every ~40 lines
+		f.Write(numberedLines(i*10, i*10+10))
+	}
 	if err := f.Truncate(); err != nil {
 		t.Fatal(err)
 	}
 	f.Write([]byte("new\n"))
+	f.Close() // let a compression in flight finish
 	if got, _ := os.ReadFile(f.Path()); string(got) != "new\n" {
 		t.Errorf("after Truncate file = %q; want %q", got, "new\n")
+	}
+	if r, _ := Rotated(f.Path()); len(r) != 0 {
+		t.Errorf("after Truncate rotated files = %q; want none", r)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(f.Path())); len(entries) != 1 {
+		t.Errorf("after Truncate the directory holds %d entries; want 1", len(entries))
+	}
+}
+
+// TestFileLiveDeleted checks that a rotation after someone deleted the
+// live file starts a new file instead of failing on every write.
+func TestFileLiveDeleted(t *testing.T) {
+	f := openTestFile(t, "web-out.log", FileOptions{MaxSize: 10, Retain: 5})
+	f.Write([]byte("aaaa\n"))
+	os.Remove(f.Path())
+	if _, err := f.Write([]byte("bbbbbbbbb\n")); err != nil {
+		t.Fatalf("write after the live file was deleted: %v", err)
+	}
+	if got, _ := os.ReadFile(f.Path()); string(got) != "bbbbbbbbb\n" {
+		t.Errorf("new live file = %q; want %q", got, "bbbbbbbbb\n")
 	}
 }
 

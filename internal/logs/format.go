@@ -64,22 +64,6 @@ func FormatFor(spec *api.AppSpec) (Format, error) {
 	return f, nil
 }
 
-// dayjsTokens maps the date tokens pm2's log_date_format accepts (dayjs
-// syntax) to Go layout elements, longest first so that "MMMM" is not read
-// as "MM"+"MM".
-var dayjsTokens = []struct{ tok, layout string }{
-	{"YYYY", "2006"}, {"YY", "06"},
-	{"MMMM", "January"}, {"MMM", "Jan"}, {"MM", "01"}, {"M", "1"},
-	{"DD", "02"}, {"D", "2"},
-	{"dddd", "Monday"}, {"ddd", "Mon"},
-	{"HH", "15"}, {"hh", "03"}, {"h", "3"},
-	{"mm", "04"}, {"m", "4"},
-	{"ss", "05"}, {"s", "5"},
-	{"SSS", "000"},
-	{"ZZ", "-0700"}, {"Z", "-07:00"},
-	{"A", "PM"}, {"a", "pm"},
-}
-
 // Layout converts a pm2/dayjs date format ("YYYY-MM-DD HH:mm:ss.SSS Z") to
 // a Go time layout ("2006-01-02 15:04:05.000 -07:00"). Text in [brackets]
 // is literal, as in dayjs.
@@ -137,8 +121,23 @@ func Layout(dayjs string) (string, error) {
 	return b.String(), nil
 }
 
+// matchToken returns the pm2/dayjs date token s starts with and its Go
+// layout element. Longer tokens come first, so "MMMM" is not read as
+// "MM"+"MM".
 func matchToken(s string) (tok, layout string) {
-	for _, t := range dayjsTokens {
+	tokens := [...]struct{ tok, layout string }{
+		{"YYYY", "2006"}, {"YY", "06"},
+		{"MMMM", "January"}, {"MMM", "Jan"}, {"MM", "01"}, {"M", "1"},
+		{"DD", "02"}, {"D", "2"},
+		{"dddd", "Monday"}, {"ddd", "Mon"},
+		{"HH", "15"}, {"hh", "03"}, {"h", "3"},
+		{"mm", "04"}, {"m", "4"},
+		{"ss", "05"}, {"s", "5"},
+		{"SSS", "000"},
+		{"ZZ", "-0700"}, {"Z", "-07:00"},
+		{"A", "PM"}, {"a", "pm"},
+	}
+	for _, t := range tokens {
 		if strings.HasPrefix(s, t.tok) {
 			return t.tok, t.layout
 		}

@@ -80,7 +80,8 @@ func (h *Hub) Publish(app string, slot int, stream string, t time.Time, lines []
 }
 
 // Subscribe starts following the lines that match f. buffer bounds the
-// bytes waiting for the follower (0: DefaultFollowBuffer). The follower
+// bytes waiting for the follower (0: DefaultFollowBuffer), give or take
+// one chunk of at most MaxLine. The follower
 // must Close the Subscription when done.
 func (h *Hub) Subscribe(f Filter, buffer int) *Subscription {
 	if buffer <= 0 {
@@ -127,9 +128,11 @@ func (s *Subscription) push(c chunk, nlines *int) {
 	cost := len(c.data) + entryOverhead
 	n := len(s.queue)
 	// Once a follower misses lines it misses all of them until it reads
-	// again, so it sees one gap with one note, not a sieve.
+	// again, so it sees one gap with one note, not a sieve. A follower
+	// that has read everything takes any chunk, so a line longer than the
+	// buffer still reaches it: the bound is the buffer plus one chunk.
 	skipping := n > 0 && s.queue[n-1].data == nil
-	if !skipping && s.used+cost <= s.limit {
+	if !skipping && (n == 0 || s.used+cost <= s.limit) {
 		s.queue = append(s.queue, c)
 		s.used += cost
 	} else {

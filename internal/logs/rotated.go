@@ -18,22 +18,23 @@ import (
 const rotatedStamp = "2006-01-02T15-04-05.000"
 
 // rotatedName returns a free name for the live file at path rotated at t:
-// "dir/web-out__2026-11-24T10-00-00.123.log", with "_1", "_2"... after the
-// milliseconds when rotations fall in the same millisecond.
-func rotatedName(path string, t time.Time) (string, error) {
+// "dir/web-out__2026-11-24T10-00-00.123.log", or with "_<seq>" after the
+// milliseconds for the seq-th rotation within one millisecond. It returns
+// the seq it used, which is at least seq.
+func rotatedName(path string, t time.Time, seq int) (string, int, error) {
 	dir, stem, ext := splitLogPath(path)
 	base := stem + "__" + t.UTC().Format(rotatedStamp)
-	for seq := 0; seq < 10000; seq++ {
+	for limit := seq + 10000; seq < limit; seq++ {
 		name := base
 		if seq > 0 {
 			name += "_" + strconv.Itoa(seq)
 		}
 		name = filepath.Join(dir, name+ext)
 		if !exists(name) && !exists(name+".gz") {
-			return name, nil
+			return name, seq, nil
 		}
 	}
-	return "", errors.New("no free rotated file name")
+	return "", 0, errors.New("no free rotated file name")
 }
 
 func exists(name string) bool {

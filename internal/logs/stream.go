@@ -38,8 +38,9 @@ type Stream struct {
 	Hub *Hub
 	// Clock stamps lines (nil: the real clock).
 	Clock clock.Clock
-	// OnError, if not nil, hears about failed writes as they happen.
-	// Copy keeps reading through them: stopping would block the app.
+	// OnError, if not nil, hears about a file's first failed write after
+	// a good one (a full disk fails every write; it is reported once).
+	// Copy keeps reading through failures: stopping would block the app.
 	OnError func(error)
 
 	maxLine int // MaxLine, lowered by tests
@@ -53,9 +54,8 @@ type Stream struct {
 // and r has SetReadDeadline (an *os.File pipe does), the blocked read is
 // interrupted, what was read is flushed, and Copy returns ctx's error.
 // Otherwise it returns the first write error, after reading to the end.
-// Copy must not be called on the same Stream twice at once.
 func (s *Stream) Copy(ctx context.Context, r io.Reader) error {
-	c := copier{Stream: s, clk: s.Clock}
+	c := copier{Stream: s, clk: s.Clock, failing: make([]bool, len(s.Files))}
 	if c.clk == nil {
 		c.clk = clock.Real{}
 	}
@@ -124,10 +124,11 @@ func (s *Stream) Copy(ctx context.Context, r io.Reader) error {
 // copier is the state of one Copy call.
 type copier struct {
 	*Stream
-	clk clock.Clock
-	fm  *formatter // nil for Plain
-	out []byte     // formatted lines, reused between chunks
-	err error      // first write error
+	clk     clock.Clock
+	fm      *formatter // nil for Plain
+	out     []byte     // formatted lines, reused between chunks
+	err     error      // first write error
+	failing []bool     // per file: the last write failed
 }
 
 // emit sends lines, a run of whole lines each ending in '\n', on. One clock
@@ -146,18 +147,18 @@ func (c *copier) emit(lines []byte) {
 			c.out = nil // after a huge line, don't keep its buffer
 		}
 	}
-	for _, f := range c.Files {
+	for i, f := range c.Files {
 		if f == nil {
 			continue
 		}
-		if _, err := f.Write(data); err != nil {
-			if c.err == nil {
-				c.err = err
-			}
-			if c.OnError != nil {
-				c.OnError(err)
-			}
+		_, err := f.Write(data)
+		if err != nil && c.err == nil {
+			c.err = err
 		}
+		if err != nil && !c.failing[i] && c.OnError != nil {
+			c.OnError(err)
+		}
+		c.failing[i] = err != nil
 	}
 	if active {
 		c.Hub.Publish(c.App, c.Slot, c.Name, now, lines)

@@ -87,3 +87,29 @@ func BenchmarkTail(b *testing.B) {
 		}
 	}
 }
+
+// TestTailRotated asks for more lines than the live file holds: the rest
+// come from the rotated files, compressed or not, newest first.
+func TestTailRotated(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprint("compress=", compress), func(t *testing.T) {
+			const total = 1000
+			f := openTestFile(t, "web-out.log", FileOptions{MaxSize: 8 << 10, Retain: 3, Compress: compress})
+			for i := 0; i < total; i += 10 {
+				f.Write(numberedLines(i, i+10))
+			}
+			f.Close()
+			live, _ := tailFile(f.Path(), total)
+			for _, n := range []int{1, len(live), len(live) + 1, len(live) + 150, total} {
+				got, err := Tail(f.Path(), n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n < 300 && len(got) != n {
+					t.Errorf("Tail(%d) = %d lines; want %d", n, len(got), n)
+				}
+				checkRun(t, got, total)
+			}
+		})
+	}
+}

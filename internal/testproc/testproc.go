@@ -29,10 +29,16 @@
 //	env FILE           write the environment to FILE, one VAR=value a line
 //	write FILE TEXT    write TEXT to FILE
 //	busy DURATION      burn CPU for DURATION
+//	waitfile FILE      wait until FILE exists (the test says when to go on)
+//	httpget SOCK PATH FILE  GET PATH over the unix socket SOCK and write the
+//	                   status line and body to FILE (a client as another
+//	                   user, for permission tests)
 package testproc
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -81,10 +87,12 @@ func run(args []string) error {
 		verb := args[0]
 		var n int
 		switch verb {
-		case "print", "stderr", "nonl", "bigline", "sleep", "exit", "ignore", "pid", "spawn", "spawnsid", "env", "busy":
+		case "print", "stderr", "nonl", "bigline", "sleep", "exit", "ignore", "pid", "spawn", "spawnsid", "env", "busy", "waitfile":
 			n = 1
 		case "lines", "trap", "write":
 			n = 2
+		case "httpget":
+			n = 3
 		default:
 			return fmt.Errorf("unknown verb %q", verb)
 		}
@@ -150,6 +158,25 @@ func do(verb string, a []string) error {
 		}
 		for end := time.Now().Add(d); time.Now().Before(end); {
 		}
+	case "waitfile":
+		for {
+			if _, err := os.Stat(a[0]); err == nil {
+				return nil
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	case "httpget":
+		out := "dial: "
+		c, err := net.Dial("unix", a[0])
+		if err == nil {
+			fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: tend\r\n\r\n", a[1])
+			b, _ := io.ReadAll(c)
+			c.Close()
+			out = string(b)
+		} else {
+			out += err.Error()
+		}
+		return os.WriteFile(a[2], []byte(out), 0o644)
 	case "exit":
 		code, err := strconv.Atoi(a[0])
 		if err != nil {
