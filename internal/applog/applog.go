@@ -96,26 +96,44 @@ func appendPath(list []string, p string) []string {
 	return append(list, p)
 }
 
-// Copy reads one pipe of the instance in slot until EOF.
+// Copy reads one pipe of the instance in slot until EOF. It holds its own
+// references to its files, so a file is closed only after the last copy
+// writing to it has finished, even if the app was deleted or re-specified
+// in the meantime.
 func (a *appLogs) Copy(slot int, stream string, pipe *os.File) {
 	defer pipe.Close()
-	a.mu.Lock()
-	sf := a.slots[slot]
-	a.mu.Unlock()
-	file := sf.out
+	opts := logs.FileOptionsFor(&a.spec, a.r.clk)
+	outP, errP, combP := logs.Paths(a.r.dir, &a.spec, slot)
+	path := outP
 	if stream == "err" {
-		file = sf.err
+		path = errP
+	}
+	logErr := func(err error) {
+		a.r.log.Error("write log", "app", a.spec.Name, "instance", slot, "stream", stream, "err", err)
+	}
+	var files []*logs.File
+	for _, p := range []string{path, combP} {
+		if p == "" {
+			continue
+		}
+		f, err := a.r.reg.Acquire(p, opts)
+		if err != nil {
+			logErr(err)
+			continue
+		}
+		defer func() {
+			if err := a.r.reg.Release(f); err != nil {
+				logErr(err)
+			}
+		}()
+		files = append(files, f)
 	}
 	s := &logs.Stream{
 		App: a.spec.Name, Slot: slot, Name: stream, Format: a.format,
-		Files: []*logs.File{file, sf.combined},
-		Hub:   a.r.hub, Clock: a.r.clk,
-		OnError: func(err error) {
-			a.r.log.Error("write log", "app", a.spec.Name, "instance", slot, "stream", stream, "err", err)
-		},
+		Files: files, Hub: a.r.hub, Clock: a.r.clk, OnError: logErr,
 	}
 	if err := s.Copy(context.Background(), pipe); err != nil {
-		a.r.log.Error("copy log", "app", a.spec.Name, "instance", slot, "stream", stream, "err", err)
+		logErr(err)
 	}
 }
 
