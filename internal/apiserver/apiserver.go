@@ -237,7 +237,7 @@ func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("malformed request body: %v: %w", err, api.ErrInvalid)
+		return fmt.Errorf("malformed request body: %w: %w", err, api.ErrInvalid)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("malformed request body: data after the JSON value: %w", api.ErrInvalid)

@@ -65,7 +65,7 @@ func (e *Env) connect(ctx context.Context, autostart bool) (*client.Client, erro
 		}
 		if !errors.Is(err, client.ErrNoDaemon) || time.Now().After(deadline) {
 			c.Close()
-			return nil, fmt.Errorf("%w: it does not answer on %s: %v (see %s)", errDaemonStart, path, err, filepath.Join(home, "daemon.log"))
+			return nil, fmt.Errorf("%w: it does not answer on %s: %w (see %s)", errDaemonStart, path, err, filepath.Join(home, "daemon.log"))
 		}
 		select {
 		case <-ctx.Done():
@@ -84,13 +84,13 @@ func (e *Env) startDaemon(ctx context.Context, home string) error {
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("%w: %v", errDaemonStart, err)
+		return fmt.Errorf("%w: %w", errDaemonStart, err)
 	}
 	defer r.Close()
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		w.Close()
-		return fmt.Errorf("%w: %v", errDaemonStart, err)
+		return fmt.Errorf("%w: %w", errDaemonStart, err)
 	}
 	defer devnull.Close()
 	env := append(withoutVar(e.IO.Environ, "TEND_HOME", readyFDEnv), "TEND_HOME="+home, readyFDEnv+"=3")
@@ -102,7 +102,7 @@ func (e *Env) startDaemon(ctx context.Context, home string) error {
 	})
 	w.Close()
 	if err != nil {
-		return fmt.Errorf("%w: %v", errDaemonStart, err)
+		return fmt.Errorf("%w: %w", errDaemonStart, err)
 	}
 	type answer struct {
 		line string

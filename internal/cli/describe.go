@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -89,7 +90,7 @@ func describeApp(o *IO, a api.AppInfo) {
 		if in.PID > 0 {
 			fmt.Fprintf(o.Out, ", pid %d, up %s, cpu %.1f%%, memory %s", in.PID, humanDuration(o.Now().Sub(in.Started)), in.CPU, humanBytes(in.Memory))
 		}
-		fmt.Fprintf(o.Out, ", %d restarts\n", in.Restarts)
+		fmt.Fprintf(o.Out, ", %s\n", plural(in.Restarts, "restart"))
 		if in.Reason != "" {
 			fmt.Fprintf(o.Out, "    why: %s\n", in.Reason)
 		}
@@ -98,12 +99,19 @@ func describeApp(o *IO, a api.AppInfo) {
 			if e.Signal != "" {
 				how = e.Signal
 			}
-			fmt.Fprintf(o.Out, "    last exit: %s at %s after %s\n", how, e.Time.Local().Format("15:04:05.000"), e.Uptime)
+			fmt.Fprintf(o.Out, "    last exit: %s at %s after %s\n", how, e.Time.Local().Format("15:04:05.000"), e.Uptime.Std().Round(time.Millisecond))
 		}
 		if !in.NextRestart.IsZero() {
-			fmt.Fprintf(o.Out, "    next restart: in %s\n", in.NextRestart.Sub(o.Now()).Round(1e6))
+			fmt.Fprintf(o.Out, "    next restart: in %s\n", in.NextRestart.Sub(o.Now()).Round(time.Millisecond))
 		}
 	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // shellJoin renders argv so it can be pasted into a shell.

@@ -58,10 +58,9 @@ var startFlags = []struct {
 }
 
 type startOptions struct {
-	env     string
-	only    []string
-	update  bool
-	noTable bool
+	env    string
+	only   []string
+	update bool
 }
 
 func newStart(env *Env) *cobra.Command {

@@ -217,7 +217,7 @@ func TestDidYouMean(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ key, want string }{
 		{"instaces", ` (did you mean "instances"?)`},
-		{"scirpt", ` (did you mean "script"?)`},
+		{"scrpit", ` (did you mean "script"?)`},
 		{"Script", ` (did you mean "script"?)`},
 		{"maxRestarts", ` (did you mean "max_restarts"?)`},
 		{"env-production", ` (did you mean "env_production"?)`},

@@ -15,20 +15,20 @@ func shellSplit(s string) ([]string, error) {
 	)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n':
+		switch c {
+		case ' ', '\t', '\n':
 			if in {
 				words, in = append(words, cur.String()), false
 				cur.Reset()
 			}
-		case c == '\'':
+		case '\'':
 			j := strings.IndexByte(s[i+1:], '\'')
 			if j < 0 {
 				return nil, errors.New("unclosed single quote")
 			}
 			cur.WriteString(s[i+1 : i+1+j])
 			i, in = i+1+j, true
-		case c == '"':
+		case '"':
 			in = true
 			closed := false
 			for i++; i < len(s); i++ {
@@ -44,7 +44,7 @@ func shellSplit(s string) ([]string, error) {
 			if !closed {
 				return nil, errors.New("unclosed double quote")
 			}
-		case c == '\\':
+		case '\\':
 			if i+1 == len(s) {
 				return nil, errors.New("trailing backslash")
 			}

@@ -41,7 +41,7 @@ func didYouMean(key string, candidates []string) string {
 
 // editDistance is the optimal string alignment distance between a and b:
 // insertions, deletions, substitutions and swaps of neighbours each cost 1,
-// so "scirpt" is one step from "script".
+// so "scrpit" is one step from "script".
 func editDistance(a, b string) int {
 	x, y := []rune(a), []rune(b)
 	prev2 := make([]int, len(y)+1)

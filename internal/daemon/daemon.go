@@ -237,7 +237,7 @@ func (d *daemon) Resurrect(ctx context.Context) ([]api.AppInfo, error) {
 	}
 	f, err := state.Load(path)
 	if err != nil {
-		return nil, fmt.Errorf("%v: %w", err, api.ErrInvalid)
+		return nil, fmt.Errorf("%w: %w", err, api.ErrInvalid)
 	}
 	existing := map[string]bool{}
 	for _, a := range d.sup.List() {

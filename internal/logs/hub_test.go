@@ -2,6 +2,7 @@ package logs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -122,7 +123,7 @@ func TestHubFilter(t *testing.T) {
 	defer cancel2()
 	live := hub.Subscribe(Filter{}, 0)
 	defer live.Close()
-	if _, err := live.Next(short); err != context.DeadlineExceeded {
+	if _, err := live.Next(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Next with nothing published = %v; want %v", err, context.DeadlineExceeded)
 	}
 }

@@ -71,7 +71,7 @@ func Load(path string) (*File, error) {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			line, col := position(b, se.Offset)
-			return nil, fmt.Errorf("%s:%d:%d: malformed state: %v", path, line, col, err)
+			return nil, fmt.Errorf("%s:%d:%d: malformed state: %w", path, line, col, err)
 		}
 		return nil, fmt.Errorf("%s: malformed state: %w", path, err)
 	}

@@ -271,7 +271,7 @@ func (s *Supervisor) Act(ctx context.Context, action string, req api.ActionReque
 	case api.ActionSignal:
 		sig, err := api.ParseSignal(req.Signal)
 		if err != nil {
-			return nil, fmt.Errorf("%v: %w", err, api.ErrInvalid)
+			return nil, fmt.Errorf("%w: %w", err, api.ErrInvalid)
 		}
 		fn = func(a *app) error { return s.signalApp(a, sig) }
 	case api.ActionFlush:
