@@ -191,7 +191,7 @@ func TestEcosystemFiles(t *testing.T) {
 	for name, content := range files {
 		writeFile(t, filepath.Join(e.dir, name), content, 0o644)
 	}
-	e.ok("start", "ecosystem.config.js", "--env", "production")
+	e.ok("start", "ecosystem.config.js", "--env", "production", "--env-var", "EXTRA=from-cli")
 	e.ok("start", "apps.json")
 	e.ok("start", "apps.yaml")
 	for _, name := range []string{"js-app", "json-app", "yaml-app"} {
@@ -203,8 +203,8 @@ func TestEcosystemFiles(t *testing.T) {
 		env = string(b)
 		return err == nil && strings.HasSuffix(env, "\n")
 	})
-	if !strings.Contains(env, "GREETING=prod\n") {
-		t.Errorf("--env production: js-app's environment lacks GREETING=prod:\n%s", env)
+	if !strings.Contains(env, "GREETING=prod\n") || !strings.Contains(env, "EXTRA=from-cli\n") {
+		t.Errorf("--env production --env-var EXTRA=from-cli: js-app's environment lacks GREETING=prod or EXTRA:\n%s", env)
 	}
 	var apps []api.AppInfo
 	if err := json.Unmarshal([]byte(e.ok("describe", "yaml-app", "--json")), &apps); err != nil || apps[0].Spec.KillTimeout != api.Duration(3*time.Second) {

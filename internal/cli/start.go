@@ -58,9 +58,10 @@ var startFlags = []struct {
 }
 
 type startOptions struct {
-	env    string
-	only   []string
-	update bool
+	env     string
+	only    []string
+	update  bool
+	envVars []string
 }
 
 func newStart(env *Env) *cobra.Command {
@@ -100,6 +101,7 @@ func newStart(env *Env) *cobra.Command {
 	f.StringVar(&o.env, "env", "", "use the config's env_<name> on top of env")
 	f.StringSliceVar(&o.only, "only", nil, "start only these apps of the config file")
 	f.BoolVar(&o.update, "update-env", false, "with a config file: restart running apps with the current environment")
+	f.StringArrayVar(&o.envVars, "env-var", nil, "KEY=VALUE: a variable for the app, over the config's env (repeatable)")
 	return cmd
 }
 
@@ -111,9 +113,12 @@ func runStart(cmd *cobra.Command, env *Env, o *startOptions, args, scriptArgs []
 		if len(args) > 1 {
 			return usagef("start takes one config file, got %d arguments", len(args))
 		}
-		return startConfig(cmd, env, first, opts, o.update)
+		return startConfig(cmd, env, first, opts, o)
 	}
 	var fields []config.Field
+	for _, kv := range o.envVars {
+		fields = append(fields, config.Field{Key: "env", Value: kv, Flag: "--env-var"})
+	}
 	cmd.Flags().Visit(func(fl *pflag.Flag) {
 		for _, sf := range startFlags {
 			if sf.flag == fl.Name {
@@ -172,12 +177,25 @@ func runStart(cmd *cobra.Command, env *Env, o *startOptions, args, scriptArgs []
 // startConfig starts the apps of a config file: new ones are created,
 // existing ones restarted with the file's spec (so `tend start` of an edited
 // file applies it, as with pm2).
-func startConfig(cmd *cobra.Command, env *Env, path string, opts config.Options, updateEnv bool) error {
+func startConfig(cmd *cobra.Command, env *Env, path string, opts config.Options, o *startOptions) error {
 	ctx := cmd.Context()
 	f, err := config.Load(path, opts)
 	if err != nil {
 		return err
 	}
+	vars, err := parseEnvVars(o.envVars)
+	if err != nil {
+		return err
+	}
+	for i := range f.Apps {
+		if f.Apps[i].Env == nil && len(vars) > 0 {
+			f.Apps[i].Env = map[string]string{}
+		}
+		for k, v := range vars {
+			f.Apps[i].Env[k] = v
+		}
+	}
+	updateEnv := o.update
 	for _, w := range f.Warnings {
 		fmt.Fprintf(env.IO.Err, "tend: warning: %s\n", w)
 	}
@@ -223,6 +241,19 @@ func startConfig(cmd *cobra.Command, env *Env, path string, opts config.Options,
 		out = append(out, res.Apps...)
 	}
 	return printApps(env.IO, out)
+}
+
+// parseEnvVars reads --env-var KEY=VALUE flags.
+func parseEnvVars(list []string) (map[string]string, error) {
+	vars := map[string]string{}
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("--env-var %q: want KEY=VALUE", kv)
+		}
+		vars[k] = v
+	}
+	return vars, nil
 }
 
 func allTargets(args []string, apps []api.AppInfo) bool {

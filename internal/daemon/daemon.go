@@ -22,6 +22,7 @@ import (
 	"github.com/tend-pm/tend/internal/apiserver"
 	"github.com/tend-pm/tend/internal/applog"
 	"github.com/tend-pm/tend/internal/clock"
+	"github.com/tend-pm/tend/internal/logs"
 	"github.com/tend-pm/tend/internal/proc"
 	"github.com/tend-pm/tend/internal/socket"
 	"github.com/tend-pm/tend/internal/state"
@@ -77,7 +78,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	defer releaseLock(lock)
 
-	logf, err := os.OpenFile(filepath.Join(home, LogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	// The daemon's own log rotates like an app's, so a daemon that runs
+	// for months beside a flapping app does not fill the disk either.
+	logf, err := logs.OpenFile(filepath.Join(home, LogFile), logs.FileOptions{MaxSize: 10 << 20, Retain: 3, Compress: true})
 	if err != nil {
 		return fmt.Errorf("open daemon log: %w", err)
 	}
