@@ -84,7 +84,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("open daemon log: %w", err)
 	}
-	defer logf.Close()
+	defer func() { _ = logf.Close() }() // nothing is left to log a failure to
 	log := slog.New(slog.NewTextHandler(logf, nil))
 	log.Info("daemon starting", "version", api.Version(), "pid", os.Getpid())
 
