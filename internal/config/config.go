@@ -36,6 +36,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
@@ -68,7 +69,11 @@ type Field struct {
 }
 
 // hujsonPos matches the position hujson puts in its errors.
-var hujsonPos = regexp.MustCompile(`^hujson: line (\d+), column (\d+): (.*)$`)
+// It is compiled on first use: every tend command links this package, and
+// `tend ls` should not pay for regexps it never runs.
+var hujsonPos = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^hujson: line (\d+), column (\d+): (.*)$`)
+})
 
 // IsConfigFile reports whether path names a config file by its name alone:
 // *.json, *.yaml, *.yml, *.config.js|.cjs|.mjs, ecosystem*.js|.cjs|.mjs,
@@ -248,7 +253,7 @@ func parseYAML(src []byte, isJSON bool, r *reporter) *val {
 		std, err := hujson.Standardize(slices.Clone(src))
 		if err != nil {
 			e := &Error{Path: r.file, Msg: err.Error()}
-			if m := hujsonPos.FindStringSubmatch(err.Error()); m != nil {
+			if m := hujsonPos().FindStringSubmatch(err.Error()); m != nil {
 				e.Line, _ = strconv.Atoi(m[1])
 				e.Col, _ = strconv.Atoi(m[2])
 				e.Msg = m[3]

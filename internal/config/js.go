@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -41,7 +42,10 @@ for (let off = 0; off < b.length; ) off += writeSync(3, b, off);
 
 // errorLine matches node's line naming an uncaught error:
 // "SyntaxError: Unexpected identifier", "Error [ERR_MODULE_NOT_FOUND]: ...".
-var errorLine = regexp.MustCompile(`^[A-Z][A-Za-z]*(?: \[[A-Z0-9_]+\])?: \S`)
+// (compiled on first use, see hujsonPos).
+var errorLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Z][A-Za-z]*(?: \[[A-Z0-9_]+\])?: \S`)
+})
 
 // evalJS runs the JS config file at abs with the user's node and returns
 // its export. Problems are reported to r.
@@ -135,7 +139,7 @@ func nodeFailure(stderr, abs string) (line, col int, msg string) {
 				}
 			}
 		}
-		if msg == "" && errorLine.MatchString(l) {
+		if msg == "" && errorLine().MatchString(l) {
 			msg = strings.TrimSpace(l)
 		}
 	}
