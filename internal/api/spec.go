@@ -107,6 +107,9 @@ const (
 	// without pause cannot fill a disk.
 	DefaultLogMaxSize = ByteSize(10 << 20)
 	DefaultLogRetain  = 10
+	// MaxInstances bounds instances: a typo of a zero more should not
+	// start ten thousand processes.
+	MaxInstances = 1024
 	// MaxBackoff caps exp_backoff_restart_delay, as pm2 does.
 	MaxBackoff = Duration(15 * time.Second)
 )
@@ -150,8 +153,37 @@ func (s *AppSpec) Validate() error {
 	if !filepath.IsAbs(s.Cwd) {
 		return bad("cwd %q is not an absolute path", s.Cwd)
 	}
-	if s.Instances < 1 {
-		return bad("instances must be at least 1, got %d", s.Instances)
+	if s.Instances < 1 || s.Instances > MaxInstances {
+		return bad("instances must be between 1 and %d, got %d", MaxInstances, s.Instances)
+	}
+	if s.Namespace != "" {
+		if err := ValidName(s.Namespace); err != nil {
+			return bad("namespace: %v", err)
+		}
+	}
+	for _, list := range [][]string{s.Command, s.Args, s.InterpreterArgs} {
+		for _, a := range list {
+			if strings.ContainsRune(a, 0) {
+				return bad("argument %q holds a NUL byte", a)
+			}
+		}
+	}
+	for _, env := range []map[string]string{s.BaseEnv, s.Env} {
+		for k, v := range env {
+			if err := validEnvKey(k); err != nil {
+				return bad("env: %v", err)
+			}
+			if strings.ContainsRune(v, 0) {
+				return bad("env: the value of %s holds a NUL byte", k)
+			}
+		}
+	}
+	for _, v := range []string{s.InstanceVar, s.IncrementVar} {
+		if v != "" {
+			if err := validEnvKey(v); err != nil {
+				return bad("%v", err)
+			}
+		}
 	}
 	if s.MaxRestarts < 0 {
 		return bad("max_restarts must not be negative")
@@ -167,11 +199,6 @@ func (s *AppSpec) Validate() error {
 	}
 	if s.LogMaxSize < 0 || s.LogRetain < 0 {
 		return bad("log_max_size and log_retain must not be negative")
-	}
-	for k := range s.Env {
-		if err := validEnvKey(k); err != nil {
-			return bad("env: %v", err)
-		}
 	}
 	for _, p := range []string{s.OutFile, s.ErrorFile, s.LogFile} {
 		if p != "" && !filepath.IsAbs(p) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +45,11 @@ func (e *Env) connect(ctx context.Context, autostart bool) (*client.Client, erro
 		fmt.Fprintf(e.IO.Err, "tend: warning: the daemon runs tend %s but this is tend %s; `tend update` restarts the daemon on this version (apps are restarted, their list is kept)\n", v, api.Version())
 	}
 	_, err = c.Ping(ctx)
+	if dying(err) {
+		// A daemon on its way out (after `tend kill`, or killed) can
+		// accept a connection and then drop it: it is as good as gone.
+		err = fmt.Errorf("%w: %w", client.ErrNoDaemon, err)
+	}
 	if err == nil || !errors.Is(err, client.ErrNoDaemon) || !autostart {
 		if err != nil {
 			c.Close()
@@ -51,26 +57,34 @@ func (e *Env) connect(ctx context.Context, autostart bool) (*client.Client, erro
 		}
 		return c, nil
 	}
-	if err := e.startDaemon(ctx, home); err != nil {
-		c.Close()
-		return nil, err
-	}
-	// The daemon answered its readiness pipe (or another CLI's daemon won
-	// the race): wait until the socket answers.
+	// Start a daemon, then wait until the socket answers. If another
+	// daemon holds the lock (another CLI won the race, or a daemon is on
+	// its way out after `tend kill`), wait for it, and try again should it
+	// go away without answering.
 	deadline := time.Now().Add(startTimeout)
 	for {
-		_, err = c.Ping(ctx)
-		if err == nil {
-			return c, nil
+		if err := e.startDaemon(ctx, home); err != nil {
+			c.Close()
+			return nil, err
 		}
-		if !errors.Is(err, client.ErrNoDaemon) || time.Now().After(deadline) {
+		for retry := time.Now().Add(time.Second); time.Now().Before(retry); {
+			if _, err = c.Ping(ctx); err == nil {
+				return c, nil
+			}
+			if !errors.Is(err, client.ErrNoDaemon) && !dying(err) {
+				c.Close()
+				return nil, err
+			}
+			select {
+			case <-ctx.Done():
+				c.Close()
+				return nil, ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		if time.Now().After(deadline) {
 			c.Close()
 			return nil, fmt.Errorf("%w: it does not answer on %s: %w (see %s)", errDaemonStart, path, err, filepath.Join(home, "daemon.log"))
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
@@ -93,11 +107,19 @@ func (e *Env) startDaemon(ctx context.Context, home string) error {
 		return fmt.Errorf("%w: %w", errDaemonStart, err)
 	}
 	defer devnull.Close()
+	// The daemon's stdout and stderr go to its log, so that even a crash
+	// of the Go runtime leaves its trace there.
+	logf, err := os.OpenFile(filepath.Join(home, "daemon.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("%w: %w", errDaemonStart, err)
+	}
+	defer logf.Close()
 	env := append(withoutVar(e.IO.Environ, "TEND_HOME", readyFDEnv), "TEND_HOME="+home, readyFDEnv+"=3")
 	p, err := os.StartProcess(e.IO.Exe, []string{e.IO.Exe, "daemon"}, &os.ProcAttr{
 		Dir:   "/",
 		Env:   env,
-		Files: []*os.File{devnull, devnull, devnull, w},
+		Files: []*os.File{devnull, logf, logf, w},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
 	w.Close()
@@ -137,6 +159,11 @@ func (e *Env) startDaemon(ctx context.Context, home string) error {
 		_, _ = p.Wait()
 		return fmt.Errorf("%w: %s", errDaemonStart, a.line)
 	}
+}
+
+// dying reports whether err is a connection dropped by the daemon.
+func dying(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func withoutVar(environ []string, names ...string) []string {

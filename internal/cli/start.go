@@ -138,8 +138,9 @@ func runStart(cmd *cobra.Command, env *Env, o *startOptions, args, scriptArgs []
 		return err
 	}
 	// Names, ids and "all" of existing apps start those apps, unless the
-	// argument is a file: a script always wins over an app's name.
-	if !fileExists(first, env.IO.Cwd) && len(scriptArgs) == 0 {
+	// argument is a file: a script always wins over an app's name (a
+	// directory does not).
+	if !isFile(first, env.IO.Cwd) && len(scriptArgs) == 0 {
 		apps, err := c.List(ctx)
 		if err != nil {
 			return err
@@ -150,6 +151,9 @@ func runStart(cmd *cobra.Command, env *Env, o *startOptions, args, scriptArgs []
 				return err
 			}
 			return printApps(env.IO, res.Apps)
+		}
+		if _, err := strconv.Atoi(first); err == nil && !fileExists(first, env.IO.Cwd) {
+			return fmt.Errorf("no app has id %s: %w", first, api.ErrNotFound)
 		}
 	}
 	if len(args) > 1 {
@@ -270,6 +274,15 @@ func allTargets(args []string, apps []api.AppInfo) bool {
 		}
 	}
 	return true
+}
+
+// isFile reports whether path (relative to cwd) is a file, not a directory.
+func isFile(path, cwd string) bool {
+	if !strings.HasPrefix(path, "/") {
+		path = cwd + "/" + path
+	}
+	fi, err := os.Stat(path)
+	return err == nil && !fi.IsDir()
 }
 
 func fileExists(path, cwd string) bool {

@@ -47,23 +47,31 @@ type Options struct {
 	// Ready, if set, receives "ok\n" once the daemon answers on its socket,
 	// or the error that stopped it from starting; then it is closed. The
 	// CLI that auto-starts a daemon waits on it.
-	Ready io.WriteCloser
+	Ready *os.File
 }
 
 // Run runs the daemon until it is told to stop (SIGTERM, SIGINT, or a kill
 // request) and every app is stopped.
 func Run(ctx context.Context, o Options) (err error) {
 	ready := o.Ready
-	defer func() {
+	// say answers the CLI waiting on Ready, once: "ok", or why not.
+	say := func(msg string) {
 		if ready != nil {
-			msg := "ok\n"
-			if err != nil {
-				msg = err.Error() + "\n"
-			}
-			_, _ = io.WriteString(ready, msg)
+			_, _ = io.WriteString(ready, msg+"\n")
 			ready.Close()
+			ready = nil
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			say(fmt.Sprintf("the daemon crashed: %v", r))
+			panic(r)
+		}
+		if err != nil {
+			say(err.Error())
 		}
 	}()
+	closeInherited(o.Ready)
 	home := o.Home
 	sockPath, err := socket.Path(home)
 	if err != nil {
@@ -76,7 +84,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	defer releaseLock(lock)
+	defer lock.Close()
 
 	// The daemon's own log rotates like an app's, so a daemon that runs
 	// for months beside a flapping app does not fill the disk either.
@@ -91,23 +99,29 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := proc.BecomeSubreaper(); err != nil {
 		log.Warn("cannot become a subreaper; orphaned grandchildren will go to init", "err", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// Asking for these signals also resets their disposition in the apps
-	// started from here: a daemon launched by a shell with SIGINT ignored
-	// (a background job) must not pass that on, or apps would ignore the
-	// stop signal.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
+	resetIgnoredSignals()
 
 	st, err := state.Load(filepath.Join(home, StateFile))
 	if err != nil {
 		return fmt.Errorf("%w; move the file away to start with no apps", err)
 	}
+	// The socket comes before any app starts: a daemon that cannot serve
+	// must not leave apps running that nobody can reach.
+	ln, err := socket.Listen(sockPath)
+	if err != nil {
+		return err
+	}
+	if err := writePID(lock); err != nil {
+		log.Warn("write pid file", "err", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	clk := clock.Real{}
 	router := applog.NewRouter(filepath.Join(home, LogsDir), clk, log)
-	defer router.Close()
 	var sup *supervisor.Supervisor
 	reaper := proc.NewReaper(func() { sup.OnReap() })
 	sup = supervisor.New(supervisor.Deps{
@@ -116,27 +130,16 @@ func Run(ctx context.Context, o Options) (err error) {
 	})
 	go reaper.Run(ctx)
 	if err := sup.Restore(st); err != nil {
+		ln.Close()
+		sup.Shutdown(true)
 		return fmt.Errorf("restore %s: %w", StateFile, err)
 	}
 
-	ln, err := socket.Listen(sockPath)
-	if err != nil {
-		return err
-	}
-	d := &daemon{home: home, sup: sup, router: router, started: time.Now(), log: log}
-	d.exit = cancel
+	d := &daemon{home: home, sup: sup, router: router, started: time.Now(), log: log, exit: cancel}
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- apiserver.Serve(serveCtx, ln, apiserver.New(d, os.Getuid(), log)) }()
-
-	if err := writePID(lock); err != nil {
-		log.Warn("write pid file", "err", err)
-	}
-	if ready != nil {
-		_, _ = io.WriteString(ready, "ok\n")
-		ready.Close()
-		ready = nil
-	}
+	say("ok")
 	log.Info("daemon ready", "socket", sockPath)
 
 	for done := false; !done; {
@@ -151,6 +154,13 @@ func Run(ctx context.Context, o Options) (err error) {
 				}
 			default:
 				log.Info("stopping every app before exiting; they start again with the next daemon", "signal", sig.String())
+				// A second signal while the apps stop means: now.
+				go func() {
+					<-sigs
+					log.Warn("second signal: killing everything at once")
+					sweep(log)
+					os.Exit(1)
+				}()
 				d.Kill(true)
 				done = true
 			}
@@ -160,6 +170,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := <-served; err != nil {
 		log.Error("serve", "err", err)
 	}
+	sweep(log)
 	log.Info("daemon stopped")
 	return nil
 }
@@ -270,7 +281,9 @@ func (d *daemon) Logs(ctx context.Context, q apiserver.LogQuery, emit func(api.L
 
 // acquireLock opens and locks the pid file. The kernel drops the lock when
 // the daemon dies however it dies, so a stale file never blocks the next
-// daemon, and two daemons racing to start never both run.
+// daemon, and two daemons racing to start never both run. The file is
+// never removed: a daemon that unlinked it on exit could let the next two
+// lock different files.
 func acquireLock(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -292,11 +305,4 @@ func writePID(f *os.File) error {
 	}
 	_, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return err
-}
-
-// releaseLock removes the pid file while still holding its lock, so it
-// never removes the file of a daemon that starts right after.
-func releaseLock(f *os.File) {
-	_ = os.Remove(f.Name())
-	f.Close()
 }

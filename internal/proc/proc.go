@@ -164,20 +164,38 @@ func (r *Reaper) reapAll() {
 	}
 }
 
-// SignalGroup sends sig to every process in the process group pgid. A group
-// that no longer exists is not an error.
-func SignalGroup(pgid int, sig syscall.Signal) error {
-	if pgid <= 1 {
-		return fmt.Errorf("refusing to signal process group %d", pgid)
+// ErrReaped means the process was already reaped: its pid may belong to
+// someone else now, so it was not signalled.
+var ErrReaped = errors.New("process already ended")
+
+// Signal sends sig to pid, a process started by this Reaper, but only if it
+// has not been reaped: until then its pid cannot be reused, so the signal
+// cannot reach a stranger.
+func (r *Reaper) Signal(pid int, sig syscall.Signal) error {
+	return r.signal(pid, pid, sig)
+}
+
+// SignalGroup sends sig to the process group led by pid (started by this
+// Reaper, so pgid = pid), under the same guarantee: while the leader is not
+// reaped, the group id cannot be reused either.
+func (r *Reaper) SignalGroup(pid int, sig syscall.Signal) error {
+	return r.signal(pid, -pid, sig)
+}
+
+func (r *Reaper) signal(pid, target int, sig syscall.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.waiters[pid]; !ok {
+		return ErrReaped
 	}
-	if err := syscall.Kill(-pgid, sig); err != nil && err != syscall.ESRCH {
-		return fmt.Errorf("signal group %d: %w", pgid, err)
+	if err := syscall.Kill(target, sig); err != nil && err != syscall.ESRCH {
+		return fmt.Errorf("signal %d: %w", target, err)
 	}
 	return nil
 }
 
-// Signal sends sig to the process pid. A process that no longer exists is
-// not an error.
+// Signal sends sig to the process pid, which the caller has just checked to
+// be its own. A process that no longer exists is not an error.
 func Signal(pid int, sig syscall.Signal) error {
 	if pid <= 1 {
 		return fmt.Errorf("refusing to signal process %d", pid)
@@ -188,8 +206,9 @@ func Signal(pid int, sig syscall.Signal) error {
 	return nil
 }
 
-// GroupExists reports whether any process, zombies included, is left in
-// the process group pgid.
-func GroupExists(pgid int) bool {
-	return pgid > 1 && syscall.Kill(-pgid, 0) != syscall.ESRCH
+// GroupGone reports whether the process group pgid certainly has no
+// process left. A false answer proves nothing about who owns the group: its
+// id may have been reused.
+func GroupGone(pgid int) bool {
+	return pgid <= 1 || syscall.Kill(-pgid, 0) == syscall.ESRCH
 }

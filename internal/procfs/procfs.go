@@ -45,3 +45,14 @@ func Tree(procs []Stat, root int) []int {
 	}
 	return out
 }
+
+// Descendants returns the pids of the processes below root in procs (root
+// excluded), as a set.
+func Descendants(procs []Stat, root int) map[int]bool {
+	tree := Tree(procs, root)
+	out := make(map[int]bool, len(tree))
+	for _, pid := range tree[1:] {
+		out[pid] = true
+	}
+	return out
+}

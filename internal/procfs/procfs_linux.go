@@ -99,3 +99,10 @@ func Alive(pid int, startTicks uint64) bool {
 	}
 	return startTicks == 0 || st.StartTicks == startTicks
 }
+
+// Environ returns the environment the process pid was started with
+// (/proc/<pid>/environ: NUL-separated VAR=value entries). Only the owner
+// of a process (or root) may read it.
+func Environ(pid int) ([]byte, error) {
+	return os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+}

@@ -11,3 +11,6 @@ func Scan() ([]Stat, error) { return nil, ErrUnsupported }
 // Alive reports whether pid exists; without /proc it cannot tell a reused
 // pid apart, nor a zombie.
 func Alive(pid int, startTicks uint64) bool { return false }
+
+// Environ is not available without /proc.
+func Environ(pid int) ([]byte, error) { return nil, ErrUnsupported }

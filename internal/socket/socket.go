@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -37,9 +38,12 @@ func Path(home string) (string, error) {
 	return p, nil
 }
 
-// EnsureHome creates home with mode 0700 if needed, and tightens it to 0700
-// if it exists with looser permissions, because it holds the socket, the
-// state and the logs.
+// EnsureHome creates home with mode 0700 if needed. An existing home must
+// belong to the user running tend (a root daemon must not take orders from
+// files another user controls) and must not be shared: a directory others
+// may write to (like /tmp) is refused rather than changed. A home of the
+// user's own with looser permissions is tightened to 0700, since it holds
+// the socket, the state (environments, so secrets) and the logs.
 func EnsureHome(home string) error {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return fmt.Errorf("create TEND_HOME: %w", err)
@@ -51,12 +55,26 @@ func EnsureHome(home string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("TEND_HOME %q is not a directory", home)
 	}
+	if uid, ok := ownerOf(fi); ok && uid != os.Geteuid() {
+		return fmt.Errorf("TEND_HOME %q belongs to uid %d, not to uid %d who runs tend; use a directory of your own", home, uid, os.Geteuid())
+	}
+	if fi.Mode()&(os.ModeSticky|0o022) != 0 {
+		return fmt.Errorf("TEND_HOME %q is writable by others (mode %v); use a private directory, such as ~/.tend", home, fi.Mode().Perm()|fi.Mode()&os.ModeSticky)
+	}
 	if fi.Mode().Perm() != 0o700 {
 		if err := os.Chmod(home, 0o700); err != nil {
 			return fmt.Errorf("restrict TEND_HOME to its owner: %w", err)
 		}
 	}
 	return nil
+}
+
+func ownerOf(fi os.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
 }
 
 // Listen creates the socket at path. A socket file that nobody answers on

@@ -69,3 +69,33 @@ func TestListen(t *testing.T) {
 		t.Errorf("the socket file outlived its listener: %v", err)
 	}
 }
+
+func TestEnsureHomeRefusesSharedDirs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	shared := filepath.Join(dir, "shared")
+	if err := os.Mkdir(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureHome(shared); err == nil || !strings.Contains(err.Error(), "writable by others") {
+		t.Errorf("EnsureHome(a 1777 directory) = %v; want a refusal", err)
+	}
+	if fi, _ := os.Stat(shared); fi.Mode()&os.ModeSticky == 0 {
+		t.Error("EnsureHome changed the shared directory it refused")
+	}
+	if os.Getuid() == 0 {
+		other := filepath.Join(dir, "other")
+		if err := os.Mkdir(other, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(other, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if err := EnsureHome(other); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+			t.Errorf("EnsureHome(another user's directory) = %v; want a refusal", err)
+		}
+	}
+}

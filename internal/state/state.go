@@ -78,9 +78,14 @@ func Load(path string) (*File, error) {
 	if f.Version > formatVersion {
 		return nil, fmt.Errorf("%s: written by a newer tend (format %d, this one reads %d)", path, f.Version, formatVersion)
 	}
-	for i := range f.Apps {
-		if err := f.Apps[i].Spec.Validate(); err != nil {
+	for i, a := range f.Apps {
+		if err := a.Spec.Validate(); err != nil {
 			return nil, fmt.Errorf("%s: app %d: %w", path, i, err)
+		}
+		for _, in := range a.Instances {
+			if in.Slot < 0 || in.Slot >= a.Spec.Instances || in.PID < 0 || in.Restarts < 0 {
+				return nil, fmt.Errorf("%s: app %q: instance %+v is out of range", path, a.Spec.Name, in)
+			}
 		}
 	}
 	return &f, nil

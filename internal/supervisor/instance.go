@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -12,6 +13,11 @@ import (
 	"github.com/tend-pm/tend/internal/procfs"
 )
 
+// killGrace bounds the wait after SIGKILL: a process stuck in the kernel
+// (D state) cannot be killed, and a stop must end some time. The stop is
+// then completed with the survivors named in the daemon's log.
+const killGrace = 5 * time.Second
+
 // instance is one slot of an app. Every field is guarded by Supervisor.mu.
 type instance struct {
 	app  *app
@@ -20,8 +26,8 @@ type instance struct {
 	status string
 	reason string
 
-	pid        int // 0 when no process runs in the slot
-	pgid       int // process group of the last process; it may outlive pid
+	pid        int // the leader, 0 once reaped
+	pgid       int // its process group; 0 once the group is known empty
 	startTicks uint64
 	started    time.Time
 
@@ -33,15 +39,18 @@ type instance struct {
 	restartTimer clock.Timer
 	nextRestart  time.Time
 
-	// A stop in progress: stopping is set until the process and everything
-	// left in its group are gone; then stopDone is closed.
+	// A stop in progress: stopping is set until the leader and everything
+	// left of the instance are gone; then stopDone is closed. stopGen
+	// tells a late timer of an earlier stop from the current one.
 	stopping  bool
+	stopGen   int
 	stopWhy   string
 	stopDone  chan struct{}
 	killTimer clock.Timer
-	// escaped are descendants that left the process group (setsid) and
-	// are stopped with it all the same.
-	escaped []int
+	killedAt  time.Time // when SIGKILL was sent, for killGrace
+	// afterStop, if set, runs instead of marking the instance stopped: the
+	// restart that waits for the leftovers of a crashed process to go.
+	afterStop func()
 
 	// cpuPrev and cpuAt are the tree's CPU time at the last sample, for
 	// the CPU percentage of `tend ls`.
@@ -51,36 +60,47 @@ type instance struct {
 	cpuValid bool // cpuLast covers a full interval, not just the start
 }
 
-// startLocked starts every instance of a that is not running.
-func (s *Supervisor) startLocked(a *app) {
+// startLocked starts every instance of a that is not running. It returns
+// the first error of a process that could not be started at all; the
+// instance is then errored, with the reason.
+func (s *Supervisor) startLocked(a *app) error {
 	a.running = true
+	var first error
 	for _, in := range a.insts {
-		if in.pid == 0 && !in.stopping {
-			s.cancelRestartLocked(in)
-			if in.status == api.StatusErrored || in.status == api.StatusStopped {
-				in.unstable, in.backoff = 0, 0
+		if in.pid != 0 || in.stopping {
+			continue
+		}
+		s.cancelRestartLocked(in)
+		if in.status == api.StatusErrored || in.status == api.StatusStopped {
+			in.unstable, in.backoff = 0, 0
+		}
+		if err := s.spawnLocked(in); err != nil {
+			in.status, in.reason = api.StatusErrored, fmt.Sprintf("cannot start: %v", err)
+			if first == nil {
+				first = fmt.Errorf("app %q, instance %d: %s", a.spec.Name, in.slot, in.reason)
 			}
-			s.spawnLocked(in)
 		}
 	}
+	return first
 }
 
 // spawnLocked starts the process of in.
-func (s *Supervisor) spawnLocked(in *instance) {
+func (s *Supervisor) spawnLocked(in *instance) error {
+	if s.closing {
+		return errors.New("the daemon is shutting down")
+	}
 	a := in.app
 	spec := &a.spec
 	in.status, in.reason = api.StatusLaunching, ""
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		s.failSpawnLocked(in, err)
-		return
+		return err
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		s.failSpawnLocked(in, err)
-		return
+		return err
 	}
 	cmd := proc.Cmd{
 		Argv:  spec.Command,
@@ -96,8 +116,8 @@ func (s *Supervisor) spawnLocked(in *instance) {
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		s.failSpawnLocked(in, err)
-		return
+		s.deps.Log.Error("start failed", "app", spec.Name, "instance", in.slot, "err", err)
+		return err
 	}
 	go a.logs.Copy(in.slot, "out", outR)
 	go a.logs.Copy(in.slot, "err", errR)
@@ -110,19 +130,24 @@ func (s *Supervisor) spawnLocked(in *instance) {
 	in.cpuPrev, in.cpuAt, in.cpuLast, in.cpuValid = 0, time.Now(), 0, false
 	in.status = api.StatusOnline
 	s.deps.Log.Info("started", "app", spec.Name, "instance", in.slot, "pid", pid)
+	return nil
 }
 
-// failSpawnLocked records a process that could not be started at all (the
-// program vanished, or lost its execute permission). Retrying would fail
-// the same way, so the instance is errored with the reason.
-func (s *Supervisor) failSpawnLocked(in *instance, err error) {
-	in.pid = 0
-	in.status = api.StatusErrored
-	in.reason = fmt.Sprintf("cannot start: %v", err)
-	s.deps.Log.Error("start failed", "app", in.app.spec.Name, "instance", in.slot, "err", err)
+// autoSpawnLocked starts in again on the restart policy's behalf. A
+// process that cannot be started (its program replaced mid-deploy, file
+// descriptors exhausted) counts as an unstable run, so the policy's delays
+// and max_restarts apply rather than a tight loop or a permanent error.
+func (s *Supervisor) autoSpawnLocked(in *instance) {
+	err := s.spawnLocked(in)
+	if err == nil {
+		return
+	}
+	what := fmt.Sprintf("cannot start: %v", err)
+	d := decide(&in.app.spec, proc.Exit{Status: syscall.WaitStatus(127 << 8)}, what, 0, in.unstable, in.backoff)
+	s.applyLocked(in, d)
 }
 
-// onExit handles the end of the process of in. It runs in the Reaper's
+// onExit handles the end of the leader of in. It runs in the Reaper's
 // goroutine.
 func (s *Supervisor) onExit(in *instance, e proc.Exit) {
 	s.mu.Lock()
@@ -140,60 +165,57 @@ func (s *Supervisor) onExit(in *instance, e proc.Exit) {
 	a := in.app
 	s.deps.Log.Info("exited", "app", a.spec.Name, "instance", in.slot, "pid", e.PID, "how", e.String(), "uptime", uptime)
 	if in.stopping {
-		s.checkStoppedLocked(in)
+		s.checkStoppedLocked(in, lazySnapshot())
 		s.mu.Unlock()
 		return
 	}
-	// The main process died on its own. Whatever it left in its process
-	// group gets the stop sequence, as systemd does for a service's
-	// cgroup, so a restarted instance never competes with leftovers.
-	if proc.GroupExists(in.pgid) {
-		s.reapLeftoversLocked(in)
-	}
-	if a.deleted || !a.running {
-		in.status, in.reason = api.StatusStopped, e.String()
-		s.mu.Unlock()
-		return
-	}
-	d := decide(&a.spec, e, uptime, in.unstable, in.backoff)
-	in.unstable, in.backoff = d.unstable, d.backoff
-	in.status, in.reason = d.status, d.reason
-	if d.restart {
-		in.restarts++
-		if d.delay == 0 {
-			s.spawnLocked(in)
-		} else {
-			in.nextRestart = now.Add(d.delay)
-			in.restartTimer = s.deps.Clock.AfterFunc(d.delay, func() { s.restartDue(in) })
-		}
+	what := fmt.Sprintf("%s after %s", e, roundDuration(uptime))
+	d := decide(&a.spec, e, what, uptime, in.unstable, in.backoff)
+	// Whatever the process left of itself (a background job in its group,
+	// a daemonized child) gets the stop sequence before anything else, as
+	// systemd does with a service's cgroup: a restarted instance must not
+	// compete with leftovers for a port or a lock.
+	if len(s.strayMembersLocked(takeSnapshot(), in)) == 0 {
+		in.pgid = 0
+		s.applyLocked(in, d)
+	} else {
+		s.beginStopLocked(in, what+"; stopping what it left behind first", func() { s.applyLocked(in, d) })
 	}
 	s.mu.Unlock()
 	s.persist()
 }
 
-// reapLeftoversLocked sends the stop sequence to what remains of the
-// process group of in after its main process exited on its own.
-func (s *Supervisor) reapLeftoversLocked(in *instance) {
-	pgid, spec := in.pgid, &in.app.spec
-	sig, _ := api.ParseSignal(spec.KillSignal)
-	_ = proc.SignalGroup(pgid, sig)
-	s.deps.Clock.AfterFunc(spec.KillTimeout.Std(), func() {
-		if proc.GroupExists(pgid) {
-			_ = proc.SignalGroup(pgid, syscall.SIGKILL)
-		}
-	})
+// applyLocked carries out a restart decision.
+func (s *Supervisor) applyLocked(in *instance, d decision) {
+	a := in.app
+	in.unstable, in.backoff = d.unstable, d.backoff
+	in.status, in.reason = d.status, d.reason
+	if !d.restart {
+		return
+	}
+	if a.deleted || !a.running || s.closing {
+		in.status = api.StatusStopped
+		return
+	}
+	in.restarts++
+	if d.delay == 0 {
+		s.autoSpawnLocked(in)
+		return
+	}
+	in.nextRestart = s.deps.Clock.Now().Add(d.delay)
+	in.restartTimer = s.deps.Clock.AfterFunc(d.delay, func() { s.restartDue(in) })
 }
 
 // restartDue fires when a waiting restart is due.
 func (s *Supervisor) restartDue(in *instance) {
 	s.mu.Lock()
-	if in.status != api.StatusWaitingRestart || in.pid != 0 || in.app.deleted {
+	if in.status != api.StatusWaitingRestart || in.pid != 0 || in.stopping || in.app.deleted {
 		s.mu.Unlock()
 		return
 	}
 	in.restartTimer = nil
 	in.nextRestart = time.Time{}
-	s.spawnLocked(in)
+	s.autoSpawnLocked(in)
 	s.mu.Unlock()
 	s.persist()
 }
@@ -207,109 +229,126 @@ func (s *Supervisor) cancelRestartLocked(in *instance) {
 }
 
 // stopLocked begins the stop sequence of in and returns a channel closed
-// when it is complete: kill_signal to the process group (and to any
-// descendant that left it), then SIGKILL to all of them after
-// kill_timeout. A second stop while one runs waits for the same end.
+// when it is complete. A stop already under way (a user's, or the cleanup
+// before a restart) is taken over: it ends in stopped, with why.
 func (s *Supervisor) stopLocked(in *instance, why string) <-chan struct{} {
 	s.cancelRestartLocked(in)
 	if in.stopping {
+		in.afterStop = nil
+		in.stopWhy = why
 		return in.stopDone
 	}
-	if in.pid == 0 && !proc.GroupExists(in.pgid) {
+	if in.pid == 0 && len(s.strayMembersLocked(takeSnapshot(), in)) == 0 {
+		in.pgid = 0
 		in.status, in.reason = api.StatusStopped, why
 		done := make(chan struct{})
 		close(done)
 		return done
 	}
-	spec := &in.app.spec
-	in.stopping, in.stopWhy = true, why
-	in.stopDone = make(chan struct{})
-	in.status, in.reason = api.StatusStopping, why
-	if in.pid > 0 {
-		in.escaped = escapedDescendants(in.pid, in.pgid)
-	}
-	sig, _ := api.ParseSignal(spec.KillSignal) // validated with the spec
-	s.signalAllLocked(in, sig)
-	in.killTimer = s.deps.Clock.AfterFunc(spec.KillTimeout.Std(), func() { s.escalate(in) })
-	s.checkStoppedLocked(in)
+	s.beginStopLocked(in, why, nil)
 	return in.stopDone
 }
 
+// beginStopLocked sends kill_signal to everything of in and arms the
+// SIGKILL that follows after kill_timeout. then, if not nil, runs when the
+// stop completes, instead of marking the instance stopped.
+func (s *Supervisor) beginStopLocked(in *instance, why string, then func()) {
+	spec := &in.app.spec
+	in.stopping, in.stopWhy, in.afterStop = true, why, then
+	in.stopGen++
+	in.stopDone = make(chan struct{})
+	in.killedAt = time.Time{}
+	in.status, in.reason = api.StatusStopping, why
+	sig, _ := api.ParseSignal(spec.KillSignal) // validated with the spec
+	s.signalAllLocked(in, sig)
+	gen := in.stopGen
+	in.killTimer = s.deps.Clock.AfterFunc(spec.KillTimeout.Std(), func() { s.escalate(in, gen) })
+	s.checkStoppedLocked(in, lazySnapshot())
+}
+
+// signalAllLocked sends sig to the leader's group while the leader is not
+// reaped (so the group id is still ours), and one by one to the other
+// processes of the instance, each checked against its start time.
 func (s *Supervisor) signalAllLocked(in *instance, sig syscall.Signal) {
-	if err := proc.SignalGroup(in.pgid, sig); err != nil {
-		s.deps.Log.Warn("signal", "app", in.app.spec.Name, "err", err)
+	if in.pid != 0 {
+		if err := s.deps.Reaper.SignalGroup(in.pid, sig); err != nil && !errors.Is(err, proc.ErrReaped) {
+			s.deps.Log.Warn("signal", "app", in.app.spec.Name, "instance", in.slot, "err", err)
+		}
 	}
-	for _, pid := range in.escaped {
-		_ = proc.Signal(pid, sig)
+	for _, m := range s.strayMembersLocked(takeSnapshot(), in) {
+		if procfs.Alive(m.pid, m.start) {
+			_ = proc.Signal(m.pid, sig)
+		}
 	}
 }
 
 // escalate sends SIGKILL to an instance that outlived kill_timeout.
-func (s *Supervisor) escalate(in *instance) {
+func (s *Supervisor) escalate(in *instance, gen int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !in.stopping {
+	if !in.stopping || in.stopGen != gen {
 		return
 	}
 	s.deps.Log.Info("kill_timeout elapsed; sending SIGKILL", "app", in.app.spec.Name, "instance", in.slot)
 	s.signalAllLocked(in, syscall.SIGKILL)
 	in.killTimer = nil
+	in.killedAt = time.Now()
 	// Processes killed here that are not the daemon's children produce no
 	// SIGCHLD; look again shortly so the stop still completes.
-	s.recheckLater(in, 20*time.Millisecond)
+	s.recheckLater(in, gen, 20*time.Millisecond)
 }
 
 // recheckLater looks at a stopping instance again after d (real time:
-// this only waits for the kernel to finish killing processes).
-func (s *Supervisor) recheckLater(in *instance, d time.Duration) {
+// this only waits for the kernel to finish killing processes), backing
+// off, until killGrace has passed.
+func (s *Supervisor) recheckLater(in *instance, gen int, d time.Duration) {
 	time.AfterFunc(d, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if in.stopping && !s.checkStoppedLocked(in) && d < time.Second {
-			s.recheckLater(in, d*2)
+		if !in.stopping || in.stopGen != gen || s.checkStoppedLocked(in, lazySnapshot()) {
+			return
 		}
+		if time.Since(in.killedAt) < killGrace {
+			s.recheckLater(in, gen, min(2*d, time.Second))
+			return
+		}
+		var left []int
+		for _, m := range s.strayMembersLocked(takeSnapshot(), in) {
+			left = append(left, m.pid)
+		}
+		s.deps.Log.Error("processes survive SIGKILL; giving up on them", "app", in.app.spec.Name, "instance", in.slot, "leader", in.pid, "pids", left)
+		// A leader that dies later must not read as a crash to restart.
+		in.pid = 0
+		s.completeStopLocked(in)
 	})
 }
 
 // checkStoppedLocked completes the stop of in if nothing of it is left,
 // and reports whether it did.
-func (s *Supervisor) checkStoppedLocked(in *instance) bool {
-	if !in.stopping || in.pid != 0 || proc.GroupExists(in.pgid) {
+func (s *Supervisor) checkStoppedLocked(in *instance, snap func() *snapshot) bool {
+	if !in.stopping || in.pid != 0 {
 		return false
 	}
-	for _, pid := range in.escaped {
-		if procfs.Alive(pid, 0) {
-			return false
-		}
+	if len(s.strayMembersLocked(snap(), in)) > 0 {
+		return false
 	}
+	s.completeStopLocked(in)
+	return true
+}
+
+func (s *Supervisor) completeStopLocked(in *instance) {
 	if in.killTimer != nil {
 		in.killTimer.Stop()
 		in.killTimer = nil
 	}
 	in.stopping = false
-	in.escaped = nil
-	in.status, in.reason = api.StatusStopped, in.stopWhy
-	close(in.stopDone)
-	return true
-}
-
-// escapedDescendants lists the descendants of pid outside the process
-// group pgid: programs that called setsid to daemonize. They are stopped
-// with the instance all the same.
-func escapedDescendants(pid, pgid int) []int {
-	procs, err := procfs.Scan()
-	if err != nil {
-		return nil
+	in.pgid = 0
+	done := in.stopDone
+	if then := in.afterStop; then != nil {
+		in.afterStop = nil
+		then()
+	} else {
+		in.status, in.reason = api.StatusStopped, in.stopWhy
 	}
-	byPID := make(map[int]procfs.Stat, len(procs))
-	for _, p := range procs {
-		byPID[p.PID] = p
-	}
-	var out []int
-	for _, d := range procfs.Tree(procs, pid)[1:] {
-		if p, ok := byPID[d]; ok && p.PGRP != pgid && !p.Zombie() {
-			out = append(out, d)
-		}
-	}
-	return out
+	close(done)
 }

@@ -24,8 +24,8 @@ type decision struct {
 }
 
 // decide applies the restart policy of spec to an exit after a run of
-// uptime. unstable and backoff are the instance's counters before this
-// exit.
+// uptime; what says what happened, for the reason shown to users.
+// unstable and backoff are the instance's counters before this exit.
 //
 // A run shorter than min_uptime is unstable. An instance is restarted after
 // at most max_restarts unstable runs in a row; the next one makes it
@@ -34,8 +34,7 @@ type decision struct {
 // after the app was created, so an app that was fine for a minute can crash
 // forever without ever being marked errored; counting runs in a row has
 // no such hole.)
-func decide(spec *api.AppSpec, exit proc.Exit, uptime time.Duration, unstable int, backoff time.Duration) decision {
-	what := fmt.Sprintf("%s after %s", exit, roundDuration(uptime))
+func decide(spec *api.AppSpec, exit proc.Exit, what string, uptime time.Duration, unstable int, backoff time.Duration) decision {
 	if !spec.Autorestart {
 		return decision{status: api.StatusStopped, reason: what + "; autorestart is off"}
 	}

@@ -36,7 +36,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := decide(&tt.spec, exit(1), tt.uptime, tt.unstable, tt.backoff)
+			d := decide(&tt.spec, exit(1), "exited", tt.uptime, tt.unstable, tt.backoff)
 			if d.status != tt.wantStatus || d.delay != tt.wantDelay || d.unstable != tt.wantUnstable {
 				t.Errorf("decide(uptime %v, unstable %d, backoff %v) = %s/%v/%d; want %s/%v/%d",
 					tt.uptime, tt.unstable, tt.backoff, d.status, d.delay, d.unstable, tt.wantStatus, tt.wantDelay, tt.wantUnstable)

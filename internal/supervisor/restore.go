@@ -1,7 +1,9 @@
 package supervisor
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"syscall"
 	"time"
 
@@ -12,19 +14,16 @@ import (
 )
 
 // Restore loads the apps of a state file written by a previous daemon and
-// brings each back to the state it was in. Processes the previous daemon
-// recorded that still run are stopped — with the app's own stop sequence —
-// before replacements start, so no app ever runs twice. (Their output
-// pipes died with the old daemon, so they cannot be adopted as they are.)
-// Restore returns at once; the takeovers run in the background and the
-// instances show as launching until they complete.
+// brings each back to the state it was in. Processes a previous daemon of
+// this TEND_HOME left running — found by the markers in their environment,
+// not by pids, which the kernel reuses — are stopped with their app's stop
+// sequence before replacements start, so no app ever runs twice. (Their
+// output pipes died with the old daemon, so they cannot be adopted as they
+// are.) Restore returns at once; the takeovers run in the background and
+// the instances show as launching until they complete.
 func (s *Supervisor) Restore(f *state.File) error {
 	s.mu.Lock()
-	type takeover struct {
-		a   *app
-		old []state.Instance
-	}
-	var todo []takeover
+	var apps []*app
 	maxID := -1
 	for _, sa := range f.Apps {
 		if s.byNameLocked(sa.Spec.Name) != nil {
@@ -39,7 +38,7 @@ func (s *Supervisor) Restore(f *state.File) error {
 		a.id, a.running = sa.ID, sa.Running
 		maxID = max(maxID, sa.ID)
 		for _, si := range sa.Instances {
-			if si.Slot < len(a.insts) {
+			if si.Slot >= 0 && si.Slot < len(a.insts) {
 				a.insts[si.Slot].restarts = si.Restarts
 			}
 		}
@@ -48,84 +47,123 @@ func (s *Supervisor) Restore(f *state.File) error {
 				in.status, in.reason = api.StatusLaunching, "taking over from the previous daemon"
 			}
 		}
-		todo = append(todo, takeover{a, sa.Instances})
+		apps = append(apps, a)
 	}
 	s.nextID = max(f.NextID, maxID+1)
 	s.mu.Unlock()
-	for _, t := range todo {
-		go s.takeover(t.a, t.old)
+
+	left := s.leftBehind()
+	for _, a := range apps {
+		go s.takeover(a, left[a.spec.Name])
+		delete(left, a.spec.Name)
+	}
+	// Processes of apps the state does not know (deleted, or started just
+	// before the old daemon died) are stopped too.
+	for name, members := range left {
+		s.deps.Log.Info("stopping processes of an unknown app left by the previous daemon", "app", name, "count", len(members))
+		spec := api.NewSpec()
+		go stopForeign(members, &spec)
 	}
 	return nil
 }
 
 // takeover stops what the previous daemon left running for a, then starts
 // a if it should run.
-func (s *Supervisor) takeover(a *app, old []state.Instance) {
+func (s *Supervisor) takeover(a *app, old []member) {
 	a.op.Lock()
 	defer a.op.Unlock()
-	for _, o := range old {
-		if ours(o) {
-			s.deps.Log.Info("stopping a process left by the previous daemon", "app", a.spec.Name, "instance", o.Slot, "pid", o.PID)
-			stopForeignGroup(o.PID, &a.spec)
-		}
+	if len(old) > 0 {
+		s.deps.Log.Info("stopping processes left by the previous daemon", "app", a.spec.Name, "count", len(old))
+		stopForeign(old, &a.spec)
 	}
 	s.mu.Lock()
-	if !a.deleted && a.running {
-		s.startLocked(a)
+	if !a.deleted && a.running && !s.closing {
+		if err := s.startLocked(a); err != nil {
+			s.deps.Log.Error("takeover", "err", err)
+		}
 	}
 	s.mu.Unlock()
 	s.persist()
 }
 
-// ours reports whether the process group recorded in o still holds
-// processes from the previous daemon: its leader is the very process that
-// was recorded (same start time), or, the leader gone, no other process
-// took its pid.
-func ours(o state.Instance) bool {
-	if o.PID <= 1 {
-		return false
+// leftBehind finds, by app name, the processes whose environment says a
+// daemon of this TEND_HOME started them (TEND_HOME and TEND_APP), other
+// than this process and its ancestors (a `tend` command run from inside an
+// app, waiting for this daemon, must not be killed by it).
+func (s *Supervisor) leftBehind() map[string][]member {
+	out := map[string][]member{}
+	if s.deps.Home == "" {
+		return out
 	}
-	st, err := procfs.ReadStat(o.PID)
-	if err == nil {
-		return st.StartTicks == o.StartTicks && !st.Zombie()
-	}
-	return len(liveMembers(o.PID)) > 0
-}
-
-// liveMembers returns the processes of group pgid that are not zombies.
-// Orphans of a dead daemon go to init, which may be slow to reap them, so
-// a zombie must not count as a process still running.
-func liveMembers(pgid int) []int {
 	procs, err := procfs.Scan()
 	if err != nil {
-		return nil
+		return out
 	}
-	var out []int
+	byPID := make(map[int]procfs.Stat, len(procs))
 	for _, p := range procs {
-		if p.PGRP == pgid && !p.Zombie() {
-			out = append(out, p.PID)
+		byPID[p.PID] = p
+	}
+	skip := map[int]bool{}
+	for pid := os.Getpid(); pid > 1 && !skip[pid]; pid = byPID[pid].PPID {
+		skip[pid] = true
+	}
+	home := []byte("\x00TEND_HOME=" + s.deps.Home + "\x00")
+	appKey := []byte("\x00TEND_APP=")
+	for _, p := range procs {
+		if skip[p.PID] || p.Zombie() {
+			continue
 		}
+		env, err := procfs.Environ(p.PID)
+		if err != nil {
+			continue
+		}
+		env = append([]byte{0}, env...)
+		if !bytes.Contains(env, home) {
+			continue
+		}
+		i := bytes.Index(env, appKey)
+		if i < 0 {
+			continue
+		}
+		name := env[i+len(appKey):]
+		name = name[:bytes.IndexByte(name, 0)]
+		out[string(name)] = append(out[string(name)], member{p.PID, p.StartTicks})
 	}
 	return out
 }
 
-// stopForeignGroup runs the stop sequence on a process group this daemon
-// did not start and so cannot wait for: it polls /proc until the group is
-// empty.
-func stopForeignGroup(pgid int, spec *api.AppSpec) {
+// stopForeign runs the stop sequence on processes this daemon did not
+// start and so cannot wait for: it polls /proc until they are gone. Each
+// signal goes only to a process whose start time still matches.
+func stopForeign(members []member, spec *api.AppSpec) {
 	sig, _ := api.ParseSignal(spec.KillSignal)
-	_ = proc.SignalGroup(pgid, sig)
-	if waitGone(pgid, spec.KillTimeout.Std()) {
+	signalLive(members, sig)
+	if waitGone(members, spec.KillTimeout.Std()) {
 		return
 	}
-	_ = proc.SignalGroup(pgid, syscall.SIGKILL)
-	waitGone(pgid, 2*time.Second)
+	signalLive(members, syscall.SIGKILL)
+	waitGone(members, 2*time.Second)
 }
 
-func waitGone(pgid int, d time.Duration) bool {
+func signalLive(members []member, sig syscall.Signal) {
+	for _, m := range members {
+		if procfs.Alive(m.pid, m.start) {
+			_ = proc.Signal(m.pid, sig)
+		}
+	}
+}
+
+// waitGone polls until no member runs (a zombie does not count: orphans
+// of a dead daemon go to init, which may be slow to reap them) or d
+// passes.
+func waitGone(members []member, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for {
-		if len(liveMembers(pgid)) == 0 {
+		alive := false
+		for _, m := range members {
+			alive = alive || procfs.Alive(m.pid, m.start)
+		}
+		if !alive {
 			return true
 		}
 		if time.Now().After(deadline) {

@@ -63,10 +63,11 @@ type Deps struct {
 type Supervisor struct {
 	deps Deps
 
-	mu     sync.Mutex
-	apps   []*app // in id order
-	nextID int
-	gen    uint64 // snapshot counter for Store
+	mu      sync.Mutex
+	apps    []*app // in id order
+	nextID  int
+	gen     uint64 // snapshot counter for Store
+	closing bool   // Shutdown has begun: nothing new starts
 	// scan caches the last full process table, used to find the members
 	// of each instance's process tree for the figures of `tend ls`.
 	scan scanCache
@@ -96,16 +97,19 @@ func New(d Deps) *Supervisor {
 	return &Supervisor{deps: d}
 }
 
+// errClosing refuses work that would outlive a daemon on its way out.
+var errClosing = fmt.Errorf("the daemon is shutting down: %w", api.ErrConflict)
+
 // OnReap is given to the Reaper: after children were reaped, instances
-// whose main process is gone but whose process group was not yet empty may
-// now be fully stopped.
+// whose leader is gone but that had processes left may now be stopped.
 func (s *Supervisor) OnReap() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	snap := lazySnapshot()
 	for _, a := range s.apps {
 		for _, in := range a.insts {
-			if in.stopping {
-				s.checkStoppedLocked(in)
+			if in.stopping && in.pid == 0 {
+				s.checkStoppedLocked(in, snap)
 			}
 		}
 	}
@@ -139,6 +143,10 @@ func (s *Supervisor) Add(ctx context.Context, specs []api.AppSpec, run []bool) (
 		seen[specs[i].Name] = true
 	}
 	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil, errClosing
+	}
 	for i := range specs {
 		if a := s.byNameLocked(specs[i].Name); a != nil {
 			s.mu.Unlock()
@@ -150,18 +158,31 @@ func (s *Supervisor) Add(ctx context.Context, specs []api.AppSpec, run []bool) (
 	for i := range specs {
 		a, err := s.addLocked(specs[i], s.deps.Clock.Now())
 		if err != nil {
+			var closers []AppLogs
 			for _, c := range created {
-				s.removeLocked(c)
+				closers = append(closers, s.removeLocked(c))
 			}
 			s.mu.Unlock()
+			s.closeLogs(closers...)
 			return nil, err
 		}
 		created = append(created, a)
 	}
 	s.mu.Unlock()
 	for i, a := range created {
-		if run[i] {
-			s.withApp(a, func() { s.startLocked(a) })
+		if !run[i] {
+			continue
+		}
+		var err error
+		s.withApp(a, func() { err = s.startLocked(a) })
+		if err != nil {
+			// A program that cannot even be started (not executable, a
+			// wrong format) is refused like a bad spec: the apps created
+			// here are stopped and removed, and nothing is left half done.
+			for _, c := range created {
+				_ = s.deleteApp(c)
+			}
+			return nil, err
 		}
 	}
 	s.persist()
@@ -183,11 +204,20 @@ func (s *Supervisor) addLocked(spec api.AppSpec, created time.Time) (*app, error
 	return a, nil
 }
 
-func (s *Supervisor) removeLocked(a *app) {
+// removeLocked takes a out of the list. It returns its logs, which the
+// caller closes once the lock is released: closing may wait for a rotated
+// file's compression, and nothing else should wait for that.
+func (s *Supervisor) removeLocked(a *app) AppLogs {
 	a.deleted = true
 	s.apps = slices.DeleteFunc(s.apps, func(x *app) bool { return x == a })
-	if err := a.logs.Close(); err != nil {
-		s.deps.Log.Warn("close logs", "app", a.spec.Name, "err", err)
+	return a.logs
+}
+
+func (s *Supervisor) closeLogs(logs ...AppLogs) {
+	for _, l := range logs {
+		if err := l.Close(); err != nil {
+			s.deps.Log.Warn("close logs", "err", err)
+		}
 	}
 }
 
@@ -252,7 +282,14 @@ func (s *Supervisor) Act(ctx context.Context, action string, req api.ActionReque
 	var fn func(*app) error
 	switch action {
 	case api.ActionStart:
-		fn = func(a *app) error { s.withApp(a, func() { s.startLocked(a) }); return nil }
+		fn = func(a *app) (err error) {
+			s.withApp(a, func() {
+				if err = errClosing; !s.closing {
+					err = s.startLocked(a)
+				}
+			})
+			return err
+		}
 	case api.ActionStop:
 		fn = s.stopApp
 	case api.ActionRestart:
@@ -320,23 +357,48 @@ func waitAll(chs []<-chan struct{}) {
 
 // restartApp stops a and starts it again. A new spec (from a config file)
 // replaces the old one; req.UpdateEnv replaces the inherited environment.
+// Whatever can fail with the new spec (its log files) is tried before the
+// app is stopped, so a bad spec leaves the app running as it was.
 func (s *Supervisor) restartApp(a *app, spec *api.AppSpec, req api.ActionRequest) error {
 	a.op.Lock()
 	defer a.op.Unlock()
+	var newLogs AppLogs
+	if spec != nil {
+		lg, err := s.deps.Logs.Open(spec)
+		if err != nil {
+			return fmt.Errorf("app %q: open logs: %w", spec.Name, err)
+		}
+		newLogs = lg
+	}
 	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.closeLogs(newLogs)
+		return errClosing
+	}
 	waits := s.stopAllLocked(a, "restarting")
 	s.mu.Unlock()
 	waitAll(waits)
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var oldLogs AppLogs
+	defer func() {
+		s.mu.Unlock()
+		if oldLogs != nil {
+			s.closeLogs(oldLogs)
+		}
+	}()
 	if a.deleted {
+		oldLogs = newLogs
 		return nil
 	}
 	if spec != nil {
-		if err := s.respecLocked(a, *spec); err != nil {
-			return err
+		oldLogs = a.logs
+		a.logs, a.spec = newLogs, *spec
+		for len(a.insts) < spec.Instances {
+			a.insts = append(a.insts, &instance{app: a, slot: len(a.insts), status: api.StatusStopped})
 		}
+		a.insts = a.insts[:spec.Instances]
 	}
 	if req.UpdateEnv {
 		a.spec.BaseEnv = filterEnv(req.BaseEnv, &a.spec)
@@ -345,27 +407,10 @@ func (s *Supervisor) restartApp(a *app, spec *api.AppSpec, req api.ActionRequest
 		in.restarts++
 		in.unstable, in.backoff = 0, 0
 	}
-	s.startLocked(a)
-	return nil
-}
-
-// respecLocked gives a stopped app a new spec, reopening its logs and
-// resizing its slots when the spec asks for it.
-func (s *Supervisor) respecLocked(a *app, spec api.AppSpec) error {
-	lg, err := s.deps.Logs.Open(&spec)
-	if err != nil {
-		return fmt.Errorf("app %q: open logs: %w", spec.Name, err)
+	if s.closing {
+		return errClosing
 	}
-	if err := a.logs.Close(); err != nil {
-		s.deps.Log.Warn("close logs", "app", a.spec.Name, "err", err)
-	}
-	a.logs = lg
-	a.spec = spec
-	for len(a.insts) < spec.Instances {
-		a.insts = append(a.insts, &instance{app: a, slot: len(a.insts), status: api.StatusStopped})
-	}
-	a.insts = a.insts[:spec.Instances]
-	return nil
+	return s.startLocked(a)
 }
 
 // filterEnv applies the app's filter_env to a fresh inherited environment.
@@ -401,8 +446,9 @@ func (s *Supervisor) deleteApp(a *app) error {
 	s.mu.Unlock()
 	waitAll(waits)
 	s.mu.Lock()
-	s.removeLocked(a)
+	lg := s.removeLocked(a)
 	s.mu.Unlock()
+	s.closeLogs(lg)
 	return nil
 }
 
@@ -413,14 +459,19 @@ func (s *Supervisor) resetLocked(a *app) {
 }
 
 // signalApp sends sig to the main process of each running instance, as
-// pm2's sendSignal does.
+// pm2's sendSignal does; for a command line run by /bin/sh, whose main
+// process is the shell, to its whole process group, so the program gets it.
 func (s *Supervisor) signalApp(a *app, sig syscall.Signal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sent := 0
 	for _, in := range a.insts {
 		if in.pid > 0 {
-			if err := proc.Signal(in.pid, sig); err != nil {
+			send := s.deps.Reaper.Signal
+			if a.spec.Shell {
+				send = s.deps.Reaper.SignalGroup
+			}
+			if err := send(in.pid, sig); err != nil && !errors.Is(err, proc.ErrReaped) {
 				return fmt.Errorf("app %q: %w", a.spec.Name, err)
 			}
 			sent++
@@ -437,6 +488,7 @@ func (s *Supervisor) signalApp(a *app, sig syscall.Signal) error {
 // otherwise every app is deleted (pm2's kill).
 func (s *Supervisor) Shutdown(keepState bool) {
 	s.mu.Lock()
+	s.closing = true
 	apps := slices.Clone(s.apps)
 	s.mu.Unlock()
 	var wg sync.WaitGroup
@@ -450,8 +502,9 @@ func (s *Supervisor) Shutdown(keepState bool) {
 			waitAll(waits)
 			if !keepState {
 				s.mu.Lock()
-				s.removeLocked(a)
+				lg := s.removeLocked(a)
 				s.mu.Unlock()
+				s.closeLogs(lg)
 			}
 		})
 	}

@@ -221,16 +221,18 @@ func TestStopEscalatesToSIGKILL(t *testing.T) {
 }
 
 // TestNoGrandchildLeft checks stop and delete against a tree with a
-// grandchild in the group and one that left it with setsid.
+// grandchild in the group, one that left it with setsid, and one that
+// daemonized (double fork: its parent exited, so it is an orphan that only
+// its environment ties to the app).
 func TestNoGrandchildLeft(t *testing.T) {
 	t.Parallel()
 	for _, action := range []string{api.ActionStop, api.ActionDelete} {
 		t.Run(action, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
-			inGroup, escaped := filepath.Join(h.dir, "a.pid"), filepath.Join(h.dir, "b.pid")
-			apps := h.create(h.spec("tree", "spawn", inGroup, "spawnsid", escaped, "sleep", "forever"))
-			pids := []int{apps[0].Instances[0].PID, readPID(t, inGroup), readPID(t, escaped)}
+			inGroup, escaped, daemon := filepath.Join(h.dir, "a.pid"), filepath.Join(h.dir, "b.pid"), filepath.Join(h.dir, "c.pid")
+			apps := h.create(h.spec("tree", "spawn", inGroup, "spawnsid", escaped, "daemonize", daemon, "sleep", "forever"))
+			pids := []int{apps[0].Instances[0].PID, readPID(t, inGroup), readPID(t, escaped), readPID(t, daemon)}
 			h.act(action, "tree")
 			for _, pid := range pids {
 				if alive(pid) {
@@ -242,17 +244,79 @@ func TestNoGrandchildLeft(t *testing.T) {
 }
 
 // TestLeftoversAfterCrash: when the main process dies on its own, what it
-// left in its group is stopped before the restart.
+// left (a grandchild that ignores SIGINT) is stopped, down to SIGKILL,
+// before the replacement starts.
 func TestLeftoversAfterCrash(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	gc := filepath.Join(h.dir, "gc.pid")
-	s := h.spec("leaky", "spawn", gc, "exit", "1")
-	s.RestartDelay = api.Duration(time.Minute)
-	h.create(s)
+	s := h.spec("leaky", "ignore", "INT", "spawn", gc, "waitfile", filepath.Join(h.dir, "go"), "exit", "1")
+	s.KillTimeout = api.Duration(3 * time.Second)
+	apps := h.create(s)
+	first := apps[0].Instances[0].PID
 	grandchild := readPID(t, gc)
-	h.waitStatus("leaky", 0, api.StatusWaitingRestart)
-	waitFor(t, "the leftover grandchild to be stopped", func() bool { return !alive(grandchild) })
+	if err := os.WriteFile(filepath.Join(h.dir, "go"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := h.waitStatus("leaky", 0, api.StatusStopping)
+	if !strings.Contains(in.Reason, "left behind") || !alive(grandchild) {
+		t.Fatalf("after the crash: %+v, grandchild alive=%v; want the leftover being stopped", in, alive(grandchild))
+	}
+	if in.PID != 0 {
+		t.Fatalf("a replacement (pid %d) started while the leftover %d runs", in.PID, grandchild)
+	}
+	h.waitPending(1)
+	h.clk.Advance(3 * time.Second)
+	var now api.InstanceInfo
+	waitFor(t, "the replacement", func() bool {
+		now = h.instance("leaky", 0)
+		return now.PID != 0 && now.PID != first
+	})
+	if alive(grandchild) || now.Restarts != 1 {
+		t.Errorf("replacement %+v started with the leftover alive=%v; want it gone first and 1 restart", now, alive(grandchild))
+	}
+}
+
+// TestNothingStartsDuringShutdown: once the supervisor shuts down, a new
+// app or a start is refused, so nothing outlives the daemon.
+func TestNothingStartsDuringShutdown(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	s := h.spec("slow", "ignore", "INT", "print", "ready", "sleep", "forever")
+	s.KillTimeout = api.Duration(time.Minute)
+	h.create(s)
+	h.waitLog("slow", "ready")
+	done := make(chan struct{})
+	go func() { h.sup.Shutdown(false); close(done) }()
+	h.waitStatus("slow", 0, api.StatusStopping)
+	if _, err := h.sup.Create(context.Background(), []api.AppSpec{h.spec("late", "sleep", "forever")}); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("Create during shutdown: %v; want refused (ErrConflict)", err)
+	}
+	h.clk.Advance(time.Minute)
+	<-done
+	if l := h.sup.List(); len(l) != 0 {
+		t.Errorf("after Shutdown: %+v", l)
+	}
+}
+
+// TestStartFailureIsRefused: a program that cannot be executed is refused
+// at start and leaves nothing behind; on an automatic restart it is an
+// unstable run like a crash.
+func TestStartFailureIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	bad := filepath.Join(h.dir, "noshebang")
+	if err := os.WriteFile(bad, []byte("echo hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := h.spec("broken")
+	s.Command = []string{bad}
+	if _, err := h.sup.Create(context.Background(), []api.AppSpec{s}); err == nil || !strings.Contains(err.Error(), "cannot start") {
+		t.Fatalf("Create of a non-executable program: %v; want a refusal saying it cannot start", err)
+	}
+	if l := h.sup.List(); len(l) != 0 {
+		t.Errorf("after a refused start: %+v; want no app", l)
+	}
 }
 
 func TestInstancesAndEnvironment(t *testing.T) {

@@ -26,6 +26,9 @@
 //	                   group) and write its pid to FILE
 //	spawnsid FILE      the same, but the grandchild leaves the process group
 //	                   and session (setsid), as a daemonizing program would
+//	daemonize FILE     daemonize a grandchild the way daemons do: a child
+//	                   that starts it with setsid and exits at once, so the
+//	                   grandchild is orphaned; its pid goes to FILE
 //	env FILE           write the environment to FILE, one VAR=value a line
 //	write FILE TEXT    write TEXT to FILE
 //	busy DURATION      burn CPU for DURATION
@@ -87,7 +90,7 @@ func run(args []string) error {
 		verb := args[0]
 		var n int
 		switch verb {
-		case "print", "stderr", "nonl", "bigline", "sleep", "exit", "ignore", "pid", "spawn", "spawnsid", "env", "busy", "waitfile":
+		case "print", "stderr", "nonl", "bigline", "sleep", "exit", "ignore", "pid", "spawn", "spawnsid", "daemonize", "env", "busy", "waitfile":
 			n = 1
 		case "lines", "trap", "write":
 			n = 2
@@ -214,6 +217,14 @@ func do(verb string, a []string) error {
 			return err
 		}
 		return os.WriteFile(a[0], []byte(strconv.Itoa(p.Pid)), 0o600)
+	case "daemonize":
+		attr := &os.ProcAttr{Env: os.Environ(), Files: []*os.File{nil, nil, nil}}
+		p, err := os.StartProcess(Command()[0], []string{Command()[0], "spawnsid", a[0]}, attr)
+		if err != nil {
+			return err
+		}
+		_, err = p.Wait()
+		return err
 	case "env":
 		return os.WriteFile(a[0], []byte(strings.Join(os.Environ(), "\n")+"\n"), 0o600)
 	case "write":
