@@ -66,8 +66,14 @@ func newKill(env *Env) *cobra.Command {
 		Short: "Stop and delete every app, and stop the daemon",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := stopDaemon(cmd, env, false); err != nil {
+			was, err := stopDaemon(cmd, env, false)
+			if err != nil {
 				return err
+			}
+			if !was {
+				home, _ := env.Home()
+				fmt.Fprintf(env.IO.Out, "no daemon was running for %s\n", home)
+				return nil
 			}
 			fmt.Fprintln(env.IO.Out, "daemon stopped")
 			return nil
@@ -83,7 +89,7 @@ func newUpdate(env *Env) *cobra.Command {
 stopped, the daemon exits, and a new daemon from this binary starts them again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := stopDaemon(cmd, env, true); err != nil {
+			if _, err := stopDaemon(cmd, env, true); err != nil {
 				return err
 			}
 			c, err := env.Client(cmd.Context())
@@ -102,29 +108,29 @@ stopped, the daemon exits, and a new daemon from this binary starts them again.`
 
 // stopDaemon asks the daemon to stop every app and exit, and waits until
 // its socket no longer answers, so that when the command returns nothing
-// it started is left.
-func stopDaemon(cmd *cobra.Command, env *Env, keepState bool) error {
+// it started is left. It reports whether a daemon was running.
+func stopDaemon(cmd *cobra.Command, env *Env, keepState bool) (bool, error) {
 	ctx := cmd.Context()
 	c, err := env.RunningClient(ctx)
 	if errors.Is(err, client.ErrNoDaemon) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := c.Kill(ctx, keepState); err != nil {
-		return err
+		return true, err
 	}
 	c.Close()
 	env.client = nil
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := c.Ping(ctx); errors.Is(err, client.ErrNoDaemon) {
-			return nil
+		if _, err := c.Ping(ctx); errors.Is(err, client.ErrNoDaemon) || dying(err) {
+			return true, nil
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return fmt.Errorf("the daemon still answers 10s after it was told to stop")
+	return true, fmt.Errorf("the daemon still answers 10s after it was told to stop")
 }
 
 func newPing(env *Env) *cobra.Command {
