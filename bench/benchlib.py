@@ -272,6 +272,8 @@ class Manager:
         if self.stopped:
             return
         self.stopped = True
+        if not os.path.exists(self.pid_file()):
+            return  # no daemon was started (the kill command could start one)
         self.record()
         try:
             self.cli(*self.kill_args(), timeout=60, check=False)
