@@ -179,7 +179,8 @@ func (e *Env) Client(ctx context.Context) (*client.Client, error) {
 	return c, nil
 }
 
-// RunningClient returns a client only if a daemon already runs.
+// RunningClient returns a client that never starts a daemon: its requests
+// fail with client.ErrNoDaemon when none runs.
 func (e *Env) RunningClient(ctx context.Context) (*client.Client, error) {
 	if e.client != nil {
 		return e.client, nil

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,10 +26,11 @@ const readyFDEnv = "TEND_READY_FD"
 // startTimeout bounds the wait for a new daemon to answer.
 const startTimeout = 15 * time.Second
 
-// connect returns a client of the daemon of TEND_HOME. With autostart, a
-// missing daemon is started and waited for; two CLIs doing this at once
-// start one daemon between them, because the daemon's lock lets only one
-// run and the loser reports that the other exists.
+// connect returns a client of the daemon of TEND_HOME. It does not
+// contact the daemon: the command's own request does. With autostart, a
+// request that finds no daemon starts one and is sent again; two CLIs doing
+// this at once start one daemon between them, because the daemon's lock
+// lets only one run and the loser reports that the other exists.
 func (e *Env) connect(ctx context.Context, autostart bool) (*client.Client, error) {
 	home, err := e.Home()
 	if err != nil {
@@ -44,47 +44,39 @@ func (e *Env) connect(ctx context.Context, autostart bool) (*client.Client, erro
 	c.OnVersion = func(v string) {
 		fmt.Fprintf(e.IO.Err, "tend: warning: the daemon runs tend %s but this is tend %s; `tend update` restarts the daemon on this version (apps are restarted, their list is kept)\n", v, api.Version())
 	}
-	_, err = c.Ping(ctx)
-	if dying(err) {
-		// A daemon on its way out (after `tend kill`, or killed) can
-		// accept a connection and then drop it: it is as good as gone.
-		err = fmt.Errorf("%w: %w", client.ErrNoDaemon, err)
+	if autostart {
+		c.StartDaemon = func(ctx context.Context) error { return e.ensureDaemon(ctx, home, path) }
 	}
-	if err == nil || !errors.Is(err, client.ErrNoDaemon) || !autostart {
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
-	}
-	// Start a daemon, then wait until the socket answers. If another
-	// daemon holds the lock (another CLI won the race, or a daemon is on
-	// its way out after `tend kill`), wait for it, and try again should it
-	// go away without answering.
+	return c, nil
+}
+
+// ensureDaemon starts a daemon and waits until its socket answers. If
+// another daemon holds the lock (another CLI won the race, or a daemon is
+// on its way out after `tend kill`), it waits for that one, and tries again
+// should it go away without answering.
+func (e *Env) ensureDaemon(ctx context.Context, home, path string) error {
+	probe := client.New(path)
 	deadline := time.Now().Add(startTimeout)
+	var err error
 	for {
 		if err := e.startDaemon(ctx, home); err != nil {
-			c.Close()
-			return nil, err
+			return err
 		}
 		for retry := time.Now().Add(time.Second); time.Now().Before(retry); {
-			if _, err = c.Ping(ctx); err == nil {
-				return c, nil
+			if _, err = probe.Ping(ctx); err == nil {
+				return nil
 			}
-			if !errors.Is(err, client.ErrNoDaemon) && !dying(err) {
-				c.Close()
-				return nil, err
+			if !errors.Is(err, client.ErrNoDaemon) {
+				return err
 			}
 			select {
 			case <-ctx.Done():
-				c.Close()
-				return nil, ctx.Err()
+				return ctx.Err()
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
 		if time.Now().After(deadline) {
-			c.Close()
-			return nil, fmt.Errorf("%w: it does not answer on %s: %w (see %s)", errDaemonStart, path, err, filepath.Join(home, "daemon.log"))
+			return fmt.Errorf("%w: it does not answer on %s: %w (see %s)", errDaemonStart, path, err, filepath.Join(home, "daemon.log"))
 		}
 	}
 }
@@ -159,11 +151,6 @@ func (e *Env) startDaemon(ctx context.Context, home string) error {
 		_, _ = p.Wait()
 		return fmt.Errorf("%w: %s", errDaemonStart, a.line)
 	}
-}
-
-// dying reports whether err is a connection dropped by the daemon.
-func dying(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func withoutVar(environ []string, names ...string) []string {

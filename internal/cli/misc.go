@@ -112,20 +112,19 @@ stopped, the daemon exits, and a new daemon from this binary starts them again.`
 func stopDaemon(cmd *cobra.Command, env *Env, keepState bool) (bool, error) {
 	ctx := cmd.Context()
 	c, err := env.RunningClient(ctx)
-	if errors.Is(err, client.ErrNoDaemon) {
-		return false, nil
-	}
 	if err != nil {
 		return false, err
 	}
-	if err := c.Kill(ctx, keepState); err != nil {
+	if err := c.Kill(ctx, keepState); errors.Is(err, client.ErrNoDaemon) {
+		return false, nil
+	} else if err != nil {
 		return true, err
 	}
 	c.Close()
 	env.client = nil
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := c.Ping(ctx); errors.Is(err, client.ErrNoDaemon) || dying(err) {
+		if _, err := c.Ping(ctx); errors.Is(err, client.ErrNoDaemon) {
 			return true, nil
 		}
 		time.Sleep(10 * time.Millisecond)
