@@ -206,7 +206,7 @@ func TestEcosystemFiles(t *testing.T) {
 	if !strings.Contains(env, "GREETING=prod\n") || !strings.Contains(env, "EXTRA=from-cli\n") {
 		t.Errorf("--env production --env-var EXTRA=from-cli: js-app's environment lacks GREETING=prod or EXTRA:\n%s", env)
 	}
-	var apps []api.AppInfo
+	var apps []api.AppDetail
 	if err := json.Unmarshal([]byte(e.ok("describe", "yaml-app", "--json")), &apps); err != nil || apps[0].Spec.KillTimeout != api.Duration(3*time.Second) {
 		t.Errorf("yaml-app kill_timeout: %+v %v; want 3s", apps, err)
 	}

@@ -69,11 +69,16 @@ type AppInfo struct {
 	Status    string         `json:"status"`
 	Created   time.Time      `json:"created"`
 	Instances []InstanceInfo `json:"instances"`
-	// Spec is filled only by describe: it holds the environment, which a
-	// plain listing should not spread around.
-	Spec *AppSpec `json:"spec,omitempty"`
-	// Logs names the files the app's output goes to (describe only).
-	Logs *LogPaths `json:"logs,omitempty"`
+}
+
+// AppDetail is an app as `tend describe` shows it: its listing, its spec
+// and its log files. It is a type of its own because the spec holds the
+// environment, which a plain listing should not spread around, and
+// because decoding a spec costs a listing time it does not need.
+type AppDetail struct {
+	AppInfo
+	Spec AppSpec  `json:"spec"`
+	Logs LogPaths `json:"logs"`
 }
 
 // LogPaths are the files an app's output is written to. An empty path means

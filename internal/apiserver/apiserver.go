@@ -28,7 +28,7 @@ import (
 type Backend interface {
 	Ping() api.Ping
 	List() []api.AppInfo
-	Describe(target string) ([]api.AppInfo, error)
+	Describe(target string) ([]api.AppDetail, error)
 	Create(ctx context.Context, specs []api.AppSpec) ([]api.AppInfo, error)
 	Act(ctx context.Context, action string, req api.ActionRequest) ([]api.AppInfo, error)
 	Save(force bool) (api.SaveResult, error)

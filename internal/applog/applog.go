@@ -181,11 +181,10 @@ type Query struct {
 	Follow   bool
 }
 
-// Stream sends the last q.Lines lines of each selected file of apps (which
-// must carry their specs, as Describe gives them), then, with q.Follow,
+// Stream sends the last q.Lines lines of each selected file of apps, then, with q.Follow,
 // live lines until ctx ends. The follow subscription starts before the
 // files are read, so no line falls between the two.
-func (r *Router) Stream(ctx context.Context, apps []api.AppInfo, q Query, emit func(api.LogLine) error) error {
+func (r *Router) Stream(ctx context.Context, apps []api.AppDetail, q Query, emit func(api.LogLine) error) error {
 	var sub *logs.Subscription
 	if q.Follow {
 		f := logs.Filter{}
@@ -201,11 +200,8 @@ func (r *Router) Stream(ctx context.Context, apps []api.AppInfo, q Query, emit f
 		sub = r.hub.Subscribe(f, 0)
 		defer sub.Close()
 	}
-	for _, a := range apps {
-		if a.Spec == nil {
-			continue
-		}
-		if err := r.history(a.Spec, q, emit); err != nil {
+	for i := range apps {
+		if err := r.history(&apps[i].Spec, q, emit); err != nil {
 			return err
 		}
 	}

@@ -44,7 +44,7 @@ func newDescribe(env *Env) *cobra.Command {
 	return cmd
 }
 
-func describeApp(o *IO, a api.AppInfo) {
+func describeApp(o *IO, a api.AppDetail) {
 	p := &painter{on: o.Color}
 	kv := func(k string, v any) {
 		if s := fmt.Sprint(v); s != "" && s != "[]" {
@@ -52,39 +52,37 @@ func describeApp(o *IO, a api.AppInfo) {
 		}
 	}
 	fmt.Fprintf(o.Out, "%s (id %d): %s\n", p.paint("1", a.Name), a.ID, p.paint(statusColor(a.Status), a.Status))
-	if s := a.Spec; s != nil {
-		kv("script", s.Script)
-		if s.Shell {
-			kv("run by", "/bin/sh -c")
-		}
-		kv("command", shellJoin(s.Command))
-		kv("cwd", s.Cwd)
-		kv("source", s.Source)
-		kv("namespace", s.Namespace)
-		kv("instances", s.Instances)
-		kv("autorestart", s.Autorestart)
-		kv("max_restarts", s.MaxRestarts)
-		kv("min_uptime", s.MinUptime)
-		if s.RestartDelay > 0 {
-			kv("restart_delay", s.RestartDelay)
-		}
-		if s.ExpBackoffRestartDelay > 0 {
-			kv("exp_backoff", s.ExpBackoffRestartDelay)
-		}
-		if len(s.StopExitCodes) > 0 {
-			kv("stop_exit_codes", fmt.Sprint(s.StopExitCodes))
-		}
-		kv("kill", fmt.Sprintf("%s, then SIGKILL after %s", s.KillSignal, s.KillTimeout))
-		if s.EnvName != "" {
-			kv("env", "env_"+s.EnvName)
-		}
+	s := &a.Spec
+	kv("script", s.Script)
+	if s.Shell {
+		kv("run by", "/bin/sh -c")
+	}
+	kv("command", shellJoin(s.Command))
+	kv("cwd", s.Cwd)
+	kv("source", s.Source)
+	kv("namespace", s.Namespace)
+	kv("instances", s.Instances)
+	kv("autorestart", s.Autorestart)
+	kv("max_restarts", s.MaxRestarts)
+	kv("min_uptime", s.MinUptime)
+	if s.RestartDelay > 0 {
+		kv("restart_delay", s.RestartDelay)
+	}
+	if s.ExpBackoffRestartDelay > 0 {
+		kv("exp_backoff", s.ExpBackoffRestartDelay)
+	}
+	if len(s.StopExitCodes) > 0 {
+		kv("stop_exit_codes", fmt.Sprint(s.StopExitCodes))
+	}
+	kv("kill", fmt.Sprintf("%s, then SIGKILL after %s", s.KillSignal, s.KillTimeout))
+	if s.EnvName != "" {
+		kv("env", "env_"+s.EnvName)
 	}
 	kv("created", a.Created.Local().Format("2006-01-02 15:04:05"))
-	if l := a.Logs; l != nil {
-		kv("out log", strings.Join(l.Out, ", "))
-		kv("error log", strings.Join(l.Err, ", "))
-		kv("combined log", strings.Join(l.Combined, ", "))
-	}
+	l := a.Logs
+	kv("out log", strings.Join(l.Out, ", "))
+	kv("error log", strings.Join(l.Err, ", "))
+	kv("combined log", strings.Join(l.Combined, ", "))
 	for _, in := range a.Instances {
 		fmt.Fprintf(o.Out, "  instance %d: %s", in.Slot, p.paint(statusColor(in.Status), in.Status))
 		if in.PID > 0 {
@@ -142,7 +140,7 @@ func newEnvCmd(env *Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(apps) != 1 || apps[0].Spec == nil {
+			if len(apps) != 1 {
 				return usagef("env takes one app, %q names %d", args[0], len(apps))
 			}
 			if slot < 0 || slot >= apps[0].Spec.Instances {
@@ -152,7 +150,7 @@ func newEnvCmd(env *Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for _, kv := range api.InstanceEnv(apps[0].Spec, slot, home) {
+			for _, kv := range api.InstanceEnv(&apps[0].Spec, slot, home) {
 				fmt.Fprintln(env.IO.Out, kv)
 			}
 			return nil

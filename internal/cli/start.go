@@ -167,7 +167,7 @@ func runStart(cmd *cobra.Command, env *Env, o *startOptions, args, scriptArgs []
 	if errors.Is(err, api.ErrConflict) {
 		// The same program under the same name, stopped: start it again
 		// rather than refuse, as pm2 does.
-		if apps, derr := c.Describe(ctx, spec.Name); derr == nil && len(apps) == 1 && apps[0].Spec != nil &&
+		if apps, derr := c.Describe(ctx, spec.Name); derr == nil && len(apps) == 1 &&
 			slices.Equal(apps[0].Spec.Command, spec.Command) && apps[0].Status != api.StatusOnline {
 			res, err = c.Act(ctx, api.ActionStart, api.ActionRequest{Targets: []string{spec.Name}})
 		}

@@ -190,8 +190,8 @@ func (c *Client) List(ctx context.Context) ([]api.AppInfo, error) {
 }
 
 // Describe returns the apps target names, with their specs.
-func (c *Client) Describe(ctx context.Context, target string) ([]api.AppInfo, error) {
-	var apps []api.AppInfo
+func (c *Client) Describe(ctx context.Context, target string) ([]api.AppDetail, error) {
+	var apps []api.AppDetail
 	err := c.do(ctx, http.MethodGet, api.PathApp+url.PathEscape(target), nil, &apps)
 	return apps, err
 }

@@ -195,7 +195,7 @@ func (d *daemon) Ping() api.Ping {
 
 func (d *daemon) List() []api.AppInfo { return d.sup.List() }
 
-func (d *daemon) Describe(target string) ([]api.AppInfo, error) { return d.sup.Describe(target) }
+func (d *daemon) Describe(target string) ([]api.AppDetail, error) { return d.sup.Describe(target) }
 
 func (d *daemon) Create(ctx context.Context, specs []api.AppSpec) ([]api.AppInfo, error) {
 	return d.sup.Create(ctx, specs)

@@ -24,19 +24,26 @@ func (s *Supervisor) List() []api.AppInfo {
 	s.mu.Lock()
 	apps := slices.Clone(s.apps)
 	s.mu.Unlock()
-	return s.infos(apps, false)
+	return s.infos(apps)
 }
 
 // Describe returns the apps target names, with their specs and log files.
-func (s *Supervisor) Describe(target string) ([]api.AppInfo, error) {
+func (s *Supervisor) Describe(target string) ([]api.AppDetail, error) {
 	apps, err := s.resolve([]string{target})
 	if err != nil {
 		return nil, err
 	}
-	return s.infos(apps, true), nil
+	infos := s.infos(apps)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]api.AppDetail, len(apps))
+	for i, a := range apps {
+		out[i] = api.AppDetail{AppInfo: infos[i], Spec: a.spec, Logs: a.logs.Paths()}
+	}
+	return out, nil
 }
 
-func (s *Supervisor) infos(apps []*app, detail bool) []api.AppInfo {
+func (s *Supervisor) infos(apps []*app) []api.AppInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
@@ -58,12 +65,6 @@ func (s *Supervisor) infos(apps []*app, detail bool) []api.AppInfo {
 			info.Instances = append(info.Instances, ii)
 		}
 		info.Status = appStatus(info.Instances)
-		if detail {
-			spec := a.spec
-			info.Spec = &spec
-			paths := a.logs.Paths()
-			info.Logs = &paths
-		}
 		out = append(out, info)
 	}
 	return out

@@ -186,7 +186,7 @@ func (s *Supervisor) Add(ctx context.Context, specs []api.AppSpec, run []bool) (
 		}
 	}
 	s.persist()
-	return s.infos(created, false), nil
+	return s.infos(created), nil
 }
 
 // addLocked creates the app and its instances, stopped.
@@ -326,7 +326,7 @@ func (s *Supervisor) Act(ctx context.Context, action string, req api.ActionReque
 	if action == api.ActionDelete {
 		return nil, errors.Join(errs...)
 	}
-	return s.infos(apps, false), errors.Join(errs...)
+	return s.infos(apps), errors.Join(errs...)
 }
 
 // stopApp stops every instance of a and waits until they are gone.
