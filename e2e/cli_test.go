@@ -118,7 +118,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{[]string{"start", "good.sh", "--name", "all"}, cli.ExitInvalid, "reserved"},
 		{[]string{"sendSignal", "SIGNOPE", "keep"}, cli.ExitInvalid, "unknown signal"},
 		{[]string{"frobnicate"}, cli.ExitInvalid, "unknown command"},
-		{[]string{"start"}, cli.ExitInvalid, "requires at least 1 arg"},
+		{[]string{"start"}, cli.ExitInvalid, "start needs at least 1 argument"},
 	}
 	before := e.ok("ls")
 	for _, tt := range tests {

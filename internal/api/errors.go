@@ -1,9 +1,6 @@
 package api
 
-import (
-	"errors"
-	"net/http"
-)
+import "errors"
 
 // Error kinds. Handlers wrap these with context (fmt.Errorf("app %q: %w",
 // name, api.ErrNotFound)); the server sends the kind as a code and the
@@ -68,12 +65,12 @@ func kindOf(code string) error {
 func Classify(err error) (code string, status int) {
 	switch {
 	case errors.Is(err, ErrInvalid):
-		return CodeInvalid, http.StatusBadRequest
+		return CodeInvalid, 400
 	case errors.Is(err, ErrNotFound):
-		return CodeNotFound, http.StatusNotFound
+		return CodeNotFound, 404
 	case errors.Is(err, ErrConflict):
-		return CodeConflict, http.StatusConflict
+		return CodeConflict, 409
 	default:
-		return CodeInternal, http.StatusInternalServerError
+		return CodeInternal, 500
 	}
 }

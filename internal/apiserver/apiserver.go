@@ -11,17 +11,16 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tend-pm/tend/internal/api"
 	"github.com/tend-pm/tend/internal/socket"
+	"github.com/tend-pm/tend/internal/uhttp"
 )
 
 // Backend is what the API exposes: the daemon implements it.
@@ -53,49 +52,52 @@ type LogQuery struct {
 // maxBody bounds request bodies; a spec list is a few kilobytes.
 const maxBody = 16 << 20
 
-type peerKey struct{}
-
-// ConnContext records the peer's uid on each connection; give it to
-// http.Server.ConnContext.
-func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	uid, err := socket.PeerUID(c)
-	if err != nil {
-		uid = -1
-	}
-	return context.WithValue(ctx, peerKey{}, uid)
-}
-
 // New returns the API handler. uid is the only user allowed in (root is
 // allowed too, as it can read the socket anyway).
-func New(b Backend, uid int, log *slog.Logger) http.Handler {
+func New(b Backend, uid int, log *slog.Logger) uhttp.Handler {
 	s := &server{b: b, log: log}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+api.PathPing, s.ping)
-	mux.HandleFunc("GET "+api.PathApps, s.list)
-	mux.HandleFunc("POST "+api.PathApps, s.create)
-	mux.HandleFunc("GET "+api.PathApp+"{target}", s.describe)
-	mux.HandleFunc("POST "+api.PathAction+"{action}", s.act)
-	mux.HandleFunc("GET "+api.PathLogs, s.logs)
-	mux.HandleFunc("POST "+api.PathLogReopen, s.reopen)
-	mux.HandleFunc("POST "+api.PathSave, s.save)
-	mux.HandleFunc("POST "+api.PathResurrect, s.resurrect)
-	mux.HandleFunc("POST "+api.PathKill, s.kill)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, fmt.Errorf("no such endpoint: %s %s: %w", r.Method, r.URL.Path, api.ErrNotFound))
-	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return func(w *uhttp.Response, r *uhttp.Request) {
 		w.Header().Set(api.HeaderVersion, api.Version())
-		if peer, _ := r.Context().Value(peerKey{}).(int); peer != uid && peer != 0 {
-			writeStatus(w, http.StatusForbidden, api.CodeInvalid, fmt.Sprintf("uid %d may not use this daemon, which belongs to uid %d", peer, uid))
+		if peer, err := socket.PeerUID(r.Conn); err != nil || (peer != uid && peer != 0) {
+			writeStatus(w, 403, api.CodeInvalid, fmt.Sprintf("uid %d may not use this daemon, which belongs to uid %d", peer, uid))
 			return
 		}
 		if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
-			writeStatus(w, http.StatusForbidden, api.CodeInvalid, "requests from browsers are refused on the control socket")
+			writeStatus(w, 403, api.CodeInvalid, "requests from browsers are refused on the control socket")
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		mux.ServeHTTP(w, r)
-	})
+		s.route(w, r)
+	}
+}
+
+// route dispatches by method and path.
+func (s *server) route(w *uhttp.Response, r *uhttp.Request) {
+	p, get, post := r.Path, r.Method == "GET", r.Method == "POST"
+	switch {
+	case p == api.PathPing && get:
+		writeJSON(w, s.b.Ping())
+	case p == api.PathApps && get:
+		writeJSON(w, s.b.List())
+	case p == api.PathApps && post:
+		s.create(w, r)
+	case strings.HasPrefix(p, api.PathApp) && len(p) > len(api.PathApp) && get:
+		s.describe(w, p[len(api.PathApp):])
+	case strings.HasPrefix(p, api.PathAction) && len(p) > len(api.PathAction) && post:
+		s.act(w, r, p[len(api.PathAction):])
+	case p == api.PathLogs && get:
+		s.logs(w, r)
+	case p == api.PathLogReopen && post:
+		s.reopen(w)
+	case p == api.PathSave && post:
+		s.save(w, r)
+	case p == api.PathResurrect && post:
+		s.resurrect(w, r)
+	case p == api.PathKill && post:
+		s.b.Kill(r.Query.Get("keep_state") == "true")
+		writeJSON(w, struct{}{})
+	default:
+		writeError(w, fmt.Errorf("no such endpoint: %s %s: %w", r.Method, r.Path, api.ErrNotFound))
+	}
 }
 
 type server struct {
@@ -103,12 +105,8 @@ type server struct {
 	log *slog.Logger
 }
 
-func (s *server) ping(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.b.Ping()) }
-
-func (s *server) list(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.b.List()) }
-
-func (s *server) describe(w http.ResponseWriter, r *http.Request) {
-	apps, err := s.b.Describe(r.PathValue("target"))
+func (s *server) describe(w *uhttp.Response, target string) {
+	apps, err := s.b.Describe(target)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -116,7 +114,7 @@ func (s *server) describe(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, apps)
 }
 
-func (s *server) create(w http.ResponseWriter, r *http.Request) {
+func (s *server) create(w *uhttp.Response, r *uhttp.Request) {
 	var req api.StartRequest
 	if err := decode(r, &req); err != nil {
 		writeError(w, err)
@@ -130,13 +128,13 @@ func (s *server) create(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, api.ActionResult{Apps: apps})
 }
 
-func (s *server) act(w http.ResponseWriter, r *http.Request) {
+func (s *server) act(w *uhttp.Response, r *uhttp.Request, action string) {
 	var req api.ActionRequest
 	if err := decode(r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
-	apps, err := s.b.Act(r.Context(), r.PathValue("action"), req)
+	apps, err := s.b.Act(r.Context(), action, req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -144,7 +142,7 @@ func (s *server) act(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, api.ActionResult{Apps: apps})
 }
 
-func (s *server) reopen(w http.ResponseWriter, r *http.Request) {
+func (s *server) reopen(w *uhttp.Response) {
 	if err := s.b.ReopenLogs(); err != nil {
 		writeError(w, err)
 		return
@@ -152,8 +150,8 @@ func (s *server) reopen(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, struct{}{})
 }
 
-func (s *server) save(w http.ResponseWriter, r *http.Request) {
-	res, err := s.b.Save(r.URL.Query().Get("force") == "true")
+func (s *server) save(w *uhttp.Response, r *uhttp.Request) {
+	res, err := s.b.Save(r.Query.Get("force") == "true")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -161,7 +159,7 @@ func (s *server) save(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, res)
 }
 
-func (s *server) resurrect(w http.ResponseWriter, r *http.Request) {
+func (s *server) resurrect(w *uhttp.Response, r *uhttp.Request) {
 	apps, err := s.b.Resurrect(r.Context())
 	if err != nil {
 		writeError(w, err)
@@ -170,19 +168,13 @@ func (s *server) resurrect(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, api.ActionResult{Apps: apps})
 }
 
-func (s *server) kill(w http.ResponseWriter, r *http.Request) {
-	s.b.Kill(r.URL.Query().Get("keep_state") == "true")
-	writeJSON(w, struct{}{})
-}
-
-func (s *server) logs(w http.ResponseWriter, r *http.Request) {
+func (s *server) logs(w *uhttp.Response, r *uhttp.Request) {
 	q, err := parseLogQuery(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
 	started := false
 	// Past lines are flushed in one go; live lines as they come.
@@ -192,7 +184,7 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		if q.Follow {
-			return rc.Flush()
+			return w.Flush()
 		}
 		return nil
 	})
@@ -205,8 +197,8 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func parseLogQuery(r *http.Request) (LogQuery, error) {
-	v := r.URL.Query()
+func parseLogQuery(r *uhttp.Request) (LogQuery, error) {
+	v := r.Query
 	q := LogQuery{Target: v.Get("target"), Stream: v.Get("stream"), Instance: -1, Lines: 15}
 	if q.Target == "" {
 		q.Target = "all"
@@ -233,7 +225,7 @@ func parseLogQuery(r *http.Request) (LogQuery, error) {
 
 // decode reads a JSON body strictly: unknown fields and trailing data are
 // errors, so a malformed request changes nothing.
-func decode(r *http.Request, v any) error {
+func decode(r *uhttp.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -245,44 +237,32 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+func writeJSON(w *uhttp.Response, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	// An error here means the client went away: there is no one to tell.
 	_ = json.NewEncoder(w).Encode(v)
 }
 
 // writeError is the one place errors become responses.
-func writeError(w http.ResponseWriter, err error) {
+func writeError(w *uhttp.Response, err error) {
 	code, status := api.Classify(err)
 	writeStatus(w, status, code, err.Error())
 }
 
-func writeStatus(w http.ResponseWriter, status int, code, msg string) {
+func writeStatus(w *uhttp.Response, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
 }
 
-// Serve runs the API on ln until ctx is done, then closes it, giving
-// running requests (such as a kill in progress) a moment to finish and
-// ending log streams.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{
-		Handler:           h,
-		ConnContext:       ConnContext,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+// Serve runs the API on ln until ctx is done, then closes it, ending log
+// streams and giving running requests (such as a kill) a moment to finish.
+func Serve(ctx context.Context, ln uhttp.Listener, h uhttp.Handler, log *slog.Logger) error {
+	srv := &uhttp.Server{
+		Handler:       h,
+		MaxBody:       maxBody,
+		HeaderTimeout: 10 * time.Second,
+		OnError:       func(err error) { log.Debug("bad request", "err", err) },
 	}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		_ = srv.Close()
-	}()
-	err := srv.Serve(ln)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
+	return srv.Serve(ctx, ln)
 }

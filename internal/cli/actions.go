@@ -1,44 +1,58 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"strings"
 
-	"github.com/spf13/cobra"
+	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tend-pm/tend/internal/api"
 	"github.com/tend-pm/tend/internal/config"
 )
 
 type actionKind struct {
-	use, short string
-	aliases    []string
-	action     string
-	updateEnv  bool // takes --update-env
+	name, usage string
+	aliases     []string
+	action      string
+	updateEnv   bool // takes --update-env
 }
 
 var (
-	actionStop    = actionKind{use: "stop", short: "Stop apps; they stay in the list", action: api.ActionStop}
-	actionRestart = actionKind{use: "restart", short: "Stop and start apps again (a config file's apps take its current spec)", action: api.ActionRestart, updateEnv: true}
-	actionReload  = actionKind{use: "reload", short: "Restart apps (rolling, zero-downtime reload comes with cluster mode)", action: api.ActionRestart, updateEnv: true}
-	actionDelete  = actionKind{use: "delete", aliases: []string{"del"}, short: "Stop apps and remove them from the list", action: api.ActionDelete}
-	actionReset   = actionKind{use: "reset", short: "Set apps' restart counters to zero", action: api.ActionReset}
+	actionStop    = actionKind{name: "stop", usage: "Stop apps; they stay in the list", action: api.ActionStop}
+	actionRestart = actionKind{name: "restart", usage: "Stop and start apps again (a config file's apps take its current spec)", action: api.ActionRestart, updateEnv: true}
+	actionReload  = actionKind{name: "reload", usage: "Restart apps (rolling, zero-downtime reload comes with cluster mode)", action: api.ActionRestart, updateEnv: true}
+	actionDelete  = actionKind{name: "delete", aliases: []string{"del"}, usage: "Stop apps and remove them from the list", action: api.ActionDelete}
+	actionReset   = actionKind{name: "reset", usage: "Set apps' restart counters to zero", action: api.ActionReset}
 )
 
-func newAction(env *Env, k actionKind) *cobra.Command {
-	var o struct {
-		updateEnv bool
-		envName   string
-		only      []string
+func newAction(env *Env, k actionKind) *ucli.Command {
+	flags := []ucli.Flag{
+		&ucli.StringFlag{Name: "env", Usage: "with a config file: use its env_<name>"},
+		&ucli.StringSliceFlag{Name: "only", Usage: "with a config file: only these apps (comma-separated)"},
 	}
-	cmd := &cobra.Command{
-		Use:     k.use + " <app|id|all|config file>...",
-		Aliases: k.aliases,
-		Short:   k.short,
-		Args:    cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	if k.updateEnv {
+		flags = append(flags, &ucli.BoolFlag{Name: "update-env", Aliases: []string{"a"}, Usage: "give the apps this shell's environment instead of the one they were started with"})
+	}
+	return &ucli.Command{
+		Name:          k.name,
+		Aliases:       k.aliases,
+		Usage:         k.usage,
+		ArgsUsage:     "<app|id|all|config file>...",
+		Flags:         flags,
+		ShellComplete: completeApps(env),
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 1, -1); err != nil {
+				return err
+			}
+			args := c.Args().Slice()
 			req := api.ActionRequest{Targets: args}
 			if len(args) == 1 && config.IsConfigFile(args[0]) && fileExists(args[0], env.IO.Cwd) {
-				f, err := config.Load(args[0], config.Options{Cwd: env.IO.Cwd, Environ: env.IO.Environ, EnvName: o.envName, Only: o.only})
+				var only []string
+				for _, v := range c.StringSlice("only") {
+					only = append(only, strings.Split(v, ",")...)
+				}
+				f, err := config.Load(args[0], config.Options{Cwd: env.IO.Cwd, Environ: env.IO.Environ, EnvName: c.String("env"), Only: only})
 				if err != nil {
 					return err
 				}
@@ -53,15 +67,15 @@ func newAction(env *Env, k actionKind) *cobra.Command {
 					req.Specs = f.Apps
 				}
 			}
-			if o.updateEnv {
+			if k.updateEnv && c.Bool("update-env") {
 				req.UpdateEnv = true
 				req.BaseEnv = environMap(env.IO.Environ)
 			}
-			c, err := env.Client(cmd.Context())
+			cl, err := env.Client(ctx)
 			if err != nil {
 				return err
 			}
-			res, err := c.Act(cmd.Context(), k.action, req)
+			res, err := cl.Act(ctx, k.action, req)
 			if err != nil {
 				return err
 			}
@@ -73,31 +87,28 @@ func newAction(env *Env, k actionKind) *cobra.Command {
 			}
 			return printApps(env.IO, res.Apps)
 		},
-		ValidArgsFunction: completeApps(env),
 	}
-	if k.updateEnv {
-		cmd.Flags().BoolVarP(&o.updateEnv, "update-env", "a", false, "give the apps this shell's environment instead of the one they were started with")
-	}
-	cmd.Flags().StringVar(&o.envName, "env", "", "with a config file: use its env_<name>")
-	cmd.Flags().StringSliceVar(&o.only, "only", nil, "with a config file: only these apps")
-	return cmd
 }
 
-func newSignal(env *Env) *cobra.Command {
-	return &cobra.Command{
-		Use:     "sendSignal <signal> <app|id|all>...",
-		Aliases: []string{"signal"},
-		Short:   "Send a signal to apps' main processes",
-		Args:    cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+func newSignal(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "sendSignal",
+		Aliases:   []string{"signal"},
+		Usage:     "Send a signal to apps' main processes",
+		ArgsUsage: "<signal> <app|id|all>...",
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 2, -1); err != nil {
+				return err
+			}
+			args := c.Args().Slice()
 			if _, err := api.ParseSignal(args[0]); err != nil {
 				return usagef("%v", err)
 			}
-			c, err := env.Client(cmd.Context())
+			cl, err := env.Client(ctx)
 			if err != nil {
 				return err
 			}
-			res, err := c.Act(cmd.Context(), api.ActionSignal, api.ActionRequest{Targets: args[1:], Signal: args[0]})
+			res, err := cl.Act(ctx, api.ActionSignal, api.ActionRequest{Targets: args[1:], Signal: args[0]})
 			if err != nil {
 				return err
 			}
@@ -109,19 +120,22 @@ func newSignal(env *Env) *cobra.Command {
 	}
 }
 
-func newFlush(env *Env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "flush [app|id|all]...",
-		Short: "Empty apps' log files",
-		RunE: func(cmd *cobra.Command, args []string) error {
+func newFlush(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:          "flush",
+		Usage:         "Empty apps' log files",
+		ArgsUsage:     "[app|id|all]...",
+		ShellComplete: completeApps(env),
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			args := c.Args().Slice()
 			if len(args) == 0 {
 				args = []string{"all"}
 			}
-			c, err := env.Client(cmd.Context())
+			cl, err := env.Client(ctx)
 			if err != nil {
 				return err
 			}
-			res, err := c.Act(cmd.Context(), api.ActionFlush, api.ActionRequest{Targets: args})
+			res, err := cl.Act(ctx, api.ActionFlush, api.ActionRequest{Targets: args})
 			if err != nil {
 				return err
 			}
@@ -130,21 +144,22 @@ func newFlush(env *Env) *cobra.Command {
 			}
 			return nil
 		},
-		ValidArgsFunction: completeApps(env),
 	}
 }
 
-func newReloadLogs(env *Env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "reloadLogs",
-		Short: "Reopen every log file (after an external logrotate moved them)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.Client(cmd.Context())
+func newReloadLogs(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "reloadLogs",
+		Usage: "Reopen every log file (after an external logrotate moved them)",
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 0, 0); err != nil {
+				return err
+			}
+			cl, err := env.Client(ctx)
 			if err != nil {
 				return err
 			}
-			if err := c.ReopenLogs(cmd.Context()); err != nil {
+			if err := cl.ReopenLogs(ctx); err != nil {
 				return err
 			}
 			fmt.Fprintln(env.IO.Out, "log files reopened")

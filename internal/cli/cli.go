@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
+	ucli "github.com/urfave/cli/v3"
 	"golang.org/x/sys/unix"
 
 	"github.com/tend-pm/tend/internal/api"
@@ -87,14 +87,17 @@ func usagef(format string, args ...any) error {
 // Main runs the command line args and returns the exit code.
 func Main(ctx context.Context, args []string, o *IO) int {
 	env := &Env{IO: o}
-	root := newRoot(env)
-	root.SetArgs(args)
-	root.SetIn(o.In)
-	root.SetOut(o.Out)
-	root.SetErr(o.Err)
-	err := root.ExecuteContext(ctx)
-	if env.client != nil {
-		env.client.Close()
+	// What follows "--" belongs to the program `tend start` runs; the
+	// parser would mix it with tend's own arguments, so it is set aside.
+	for i, a := range args {
+		if a == "--" {
+			args, env.afterDash, env.dash = args[:i], args[i+1:], true
+			break
+		}
+	}
+	err := newRoot(env).Run(ctx, append([]string{"tend"}, args...))
+	if err == nil && env.dash && !env.dashUsed {
+		err = usagef("arguments after -- are for the program `tend start` runs")
 	}
 	if err == nil {
 		return ExitOK
@@ -110,9 +113,6 @@ func exitCode(err error) int {
 		return ExitInvalid
 	case errors.Is(err, client.ErrNoDaemon), errors.Is(err, errDaemonStart), errors.Is(err, socket.ErrPathTooLong):
 		return ExitNoDaemon
-	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"):
-		// cobra's own errors for a mistyped command carry no type.
-		return ExitInvalid
 	}
 	return ExitFailed
 }
@@ -140,11 +140,15 @@ func printError(w io.Writer, err error) {
 	}
 }
 
-// Env is what commands share: the IO, and the daemon client, made on
-// first use.
+// Env is what commands share: the IO, the daemon client (made on first
+// use), and the arguments after "--".
 type Env struct {
 	IO     *IO
 	client *client.Client
+
+	afterDash      []string
+	dash, dashUsed bool
+	notFound       string
 }
 
 // Home returns TEND_HOME, made absolute, or ~/.tend.
@@ -193,74 +197,92 @@ func (e *Env) RunningClient(ctx context.Context) (*client.Client, error) {
 	return c, nil
 }
 
-func newRoot(env *Env) *cobra.Command {
-	root := &cobra.Command{
-		Use:   "tend",
-		Short: "tend runs and watches over your services",
-		Long: `tend runs and watches over your services, in any language: it restarts what
+// Categories of commands in `tend --help`.
+const (
+	catApps   = "Apps"
+	catLogs   = "Logs"
+	catDaemon = "Daemon and state"
+)
+
+func newRoot(env *Env) *ucli.Command {
+	root := &ucli.Command{
+		Name:  "tend",
+		Usage: "runs and watches over your services",
+		Description: `tend runs and watches over your services, in any language: it restarts what
 crashes, keeps logs, and keeps its list of apps across daemon restarts.
 It speaks pm2's commands, flags and ecosystem files.`,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		Version:           api.Version(),
-		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
+		Version:                   api.Version(),
+		Reader:                    env.IO.In,
+		Writer:                    env.IO.Out,
+		ErrWriter:                 env.IO.Err,
+		EnableShellCompletion:     true,
+		HideHelpCommand:           true,
+		DisableSliceFlagSeparator: true,
+		Suggest:                   true,
+		OnUsageError:              onUsageError,
+		// Errors go back to Main, which prints them once.
+		ExitErrHandler: func(context.Context, *ucli.Command, error) {},
+		CommandNotFound: func(ctx context.Context, c *ucli.Command, name string) {
+			env.notFound = name
+		},
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if env.notFound != "" || c.NArg() > 0 {
+				return usagef("unknown command %q (see `tend --help`)", c.Args().First())
+			}
+			return ucli.ShowRootCommandHelp(c)
+		},
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageError{fmt.Errorf("%w (see `tend %s --help`)", err, c.Name())}
-	})
-	defer wrapArgs(root)
-	root.AddGroup(&cobra.Group{ID: "apps", Title: "Apps:"}, &cobra.Group{ID: "logs", Title: "Logs:"}, &cobra.Group{ID: "daemon", Title: "Daemon and state:"})
-	for _, c := range []*cobra.Command{
-		newStart(env), newAction(env, actionStop), newAction(env, actionRestart), newAction(env, actionReload),
+	add := func(category string, cmds ...*ucli.Command) {
+		for _, c := range cmds {
+			c.Category = category
+			if c.OnUsageError == nil {
+				c.OnUsageError = onUsageError
+			}
+			root.Commands = append(root.Commands, c)
+		}
+	}
+	add(catApps, newStart(env), newAction(env, actionStop), newAction(env, actionRestart), newAction(env, actionReload),
 		newAction(env, actionDelete), newAction(env, actionReset), newSignal(env),
-		newList(env), newJList(env), newDescribe(env), newEnvCmd(env),
-	} {
-		c.GroupID = "apps"
-		root.AddCommand(c)
-	}
-	for _, c := range []*cobra.Command{newLogs(env), newFlush(env), newReloadLogs(env)} {
-		c.GroupID = "logs"
-		root.AddCommand(c)
-	}
-	for _, c := range []*cobra.Command{newSave(env), newResurrect(env), newKill(env), newPing(env), newUpdate(env), newDaemon(env)} {
-		c.GroupID = "daemon"
-		root.AddCommand(c)
-	}
+		newList(env), newJList(env), newDescribe(env), newEnvCmd(env))
+	add(catLogs, newLogs(env), newFlush(env), newReloadLogs(env))
+	add(catDaemon, newSave(env), newResurrect(env), newKill(env), newPing(env), newUpdate(env), newDaemon(env))
 	return root
 }
 
-// wrapArgs marks the argument-count errors of every command as usage
-// errors, which cobra returns as plain errors.
-func wrapArgs(c *cobra.Command) {
-	if check := c.Args; check != nil {
-		c.Args = func(cmd *cobra.Command, args []string) error {
-			if err := check(cmd, args); err != nil {
-				return usageError{fmt.Errorf("%s: %w (see `tend %s --help`)", cmd.Name(), err, cmd.Name())}
-			}
-			return nil
-		}
+// onUsageError makes flag errors usage errors, without the help page.
+func onUsageError(_ context.Context, c *ucli.Command, err error, _ bool) error {
+	return usageError{fmt.Errorf("%w (see `tend %s --help`)", err, c.Name)}
+}
+
+// needArgs checks the number of positional arguments of c.
+func needArgs(c *ucli.Command, min, max int) error {
+	n := c.NArg()
+	switch {
+	case n < min && min == max:
+		return usagef("%s takes %d argument(s), got %d (see `tend %s --help`)", c.Name, min, n, c.Name)
+	case n < min:
+		return usagef("%s needs at least %d argument(s) (see `tend %s --help`)", c.Name, min, c.Name)
+	case max >= 0 && n > max:
+		return usagef("%s takes at most %d argument(s), got %d (see `tend %s --help`)", c.Name, max, n, c.Name)
 	}
-	for _, sub := range c.Commands() {
-		wrapArgs(sub)
-	}
+	return nil
 }
 
 // completeApps offers the names of the apps for shell completion, if a
 // daemon runs (completion never starts one).
-func completeApps(env *Env) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-		c, err := env.RunningClient(cmd.Context())
+func completeApps(env *Env) ucli.ShellCompleteFunc {
+	return func(ctx context.Context, c *ucli.Command) {
+		cl, err := env.RunningClient(ctx)
 		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
+			return
 		}
-		apps, err := c.List(cmd.Context())
+		apps, err := cl.List(ctx)
 		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
+			return
 		}
-		names := []string{"all"}
+		fmt.Fprintln(env.IO.Out, "all")
 		for _, a := range apps {
-			names = append(names, a.Name)
+			fmt.Fprintln(env.IO.Out, a.Name)
 		}
-		return names, cobra.ShellCompDirectiveNoFileComp
 	}
 }

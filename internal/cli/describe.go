@@ -1,33 +1,38 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
+	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tend-pm/tend/internal/api"
 )
 
-func newDescribe(env *Env) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:     "describe <app|id|all>",
-		Aliases: []string{"desc", "show", "info"},
-		Short:   "Show an app in detail: its spec, its instances, and why each is in its state",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.Client(cmd.Context())
+func newDescribe(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:          "describe",
+		Aliases:       []string{"desc", "show", "info"},
+		Usage:         "Show an app in detail: its spec, its instances, and why each is in its state",
+		ArgsUsage:     "<app|id|all>",
+		Flags:         []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		ShellComplete: completeApps(env),
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 1, 1); err != nil {
+				return err
+			}
+			cl, err := env.Client(ctx)
 			if err != nil {
 				return err
 			}
-			apps, err := c.Describe(cmd.Context(), args[0])
+			apps, err := cl.Describe(ctx, c.Args().First())
 			if err != nil {
 				return err
 			}
-			if asJSON {
+			if c.Bool("json") {
 				return writeJSON(env.IO.Out, apps)
 			}
 			for i, a := range apps {
@@ -38,10 +43,7 @@ func newDescribe(env *Env) *cobra.Command {
 			}
 			return nil
 		},
-		ValidArgsFunction: completeApps(env),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
 }
 
 func describeApp(o *IO, a api.AppDetail) {
@@ -125,24 +127,29 @@ func shellJoin(argv []string) string {
 	return strings.Join(out, " ")
 }
 
-func newEnvCmd(env *Env) *cobra.Command {
-	var slot int
-	cmd := &cobra.Command{
-		Use:   "env <app|id>",
-		Short: "Print the environment an app's instance runs with",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.Client(cmd.Context())
+func newEnvCmd(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:          "env",
+		Usage:         "Print the environment an app's instance runs with",
+		ArgsUsage:     "<app|id>",
+		Flags:         []ucli.Flag{&ucli.IntFlag{Name: "instance", Usage: "instance (slot) number"}},
+		ShellComplete: completeApps(env),
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 1, 1); err != nil {
+				return err
+			}
+			cl, err := env.Client(ctx)
 			if err != nil {
 				return err
 			}
-			apps, err := c.Describe(cmd.Context(), args[0])
+			apps, err := cl.Describe(ctx, c.Args().First())
 			if err != nil {
 				return err
 			}
 			if len(apps) != 1 {
-				return usagef("env takes one app, %q names %d", args[0], len(apps))
+				return usagef("env takes one app, %q names %d", c.Args().First(), len(apps))
 			}
+			slot := int(c.Int("instance"))
 			if slot < 0 || slot >= apps[0].Spec.Instances {
 				return usagef("--instance %d: %s has instances 0 to %d", slot, apps[0].Name, apps[0].Spec.Instances-1)
 			}
@@ -155,8 +162,5 @@ func newEnvCmd(env *Env) *cobra.Command {
 			}
 			return nil
 		},
-		ValidArgsFunction: completeApps(env),
 	}
-	cmd.Flags().IntVar(&slot, "instance", 0, "instance (slot) number")
-	return cmd
 }

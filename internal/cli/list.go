@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,61 +10,54 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/spf13/cobra"
+	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tend-pm/tend/internal/api"
 )
 
-func newList(env *Env) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:     "list",
+func newList(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:    "list",
 		Aliases: []string{"ls", "ps", "status", "l"},
-		Short:   "List apps and their instances",
-		Long: `List apps and their instances.
-
-On a terminal: a table. Piped: one tab-separated line per instance, no header:
+		Usage:   "List apps and their instances",
+		Description: `On a terminal: a table. Piped: one tab-separated line per instance, no header:
 id, name, instance, pid, status, restarts, uptime (s), cpu (%), memory (bytes).
 --json: the daemon's answer as it is.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.Client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			apps, err := c.List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(env.IO.Out, apps)
-			}
-			return printApps(env.IO, apps)
+		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			return list(ctx, env, c, c.Bool("json"))
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
 }
 
 // newJList is pm2's jlist: the list as JSON.
-func newJList(env *Env) *cobra.Command {
-	return &cobra.Command{
-		Use:    "jlist",
-		Short:  "List apps as JSON (same as ls --json)",
-		Args:   cobra.NoArgs,
+func newJList(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:   "jlist",
+		Usage:  "List apps as JSON (same as ls --json)",
 		Hidden: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.Client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			apps, err := c.List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return writeJSON(env.IO.Out, apps)
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			return list(ctx, env, c, true)
 		},
 	}
+}
+
+func list(ctx context.Context, env *Env, c *ucli.Command, asJSON bool) error {
+	if err := needArgs(c, 0, 0); err != nil {
+		return err
+	}
+	cl, err := env.Client(ctx)
+	if err != nil {
+		return err
+	}
+	apps, err := cl.List(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(env.IO.Out, apps)
+	}
+	return printApps(env.IO, apps)
 }
 
 func writeJSON(w io.Writer, v any) error {

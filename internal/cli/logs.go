@@ -1,53 +1,63 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
-	"github.com/spf13/cobra"
+	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tend-pm/tend/internal/api"
 	"github.com/tend-pm/tend/internal/client"
 )
 
-func newLogs(env *Env) *cobra.Command {
-	var o struct {
-		lines                 int
-		noStream, out, errs   bool
-		asJSON, raw, withTime bool
-		instance              int
-	}
-	cmd := &cobra.Command{
-		Use:     "logs [app|id|all]",
-		Aliases: []string{"log"},
-		Short:   "Show the last lines of apps' logs and follow them",
-		Args:    cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			target := "all"
-			if len(args) == 1 {
-				target = args[0]
+func newLogs(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:          "logs",
+		Aliases:       []string{"log"},
+		Usage:         "Show the last lines of apps' logs and follow them",
+		ArgsUsage:     "[app|id|all]",
+		ShellComplete: completeApps(env),
+		Flags: []ucli.Flag{
+			&ucli.IntFlag{Name: "lines", Value: 15, Usage: "past lines to show from each log file"},
+			&ucli.BoolFlag{Name: "nostream", Usage: "print the past lines and exit"},
+			&ucli.BoolFlag{Name: "out", Usage: "only stdout"},
+			&ucli.BoolFlag{Name: "err", Usage: "only stderr"},
+			&ucli.IntFlag{Name: "instance", Value: -1, Usage: "only this instance (slot)"},
+			&ucli.BoolFlag{Name: "json", Usage: "one JSON object per line"},
+			&ucli.BoolFlag{Name: "raw", Usage: "lines only, no prefix"},
+			&ucli.BoolFlag{Name: "timestamp", Usage: "prefix each followed line with the time it was read"},
+		},
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 0, 1); err != nil {
+				return err
 			}
-			if o.out && o.errs {
+			target := "all"
+			if c.NArg() == 1 {
+				target = c.Args().First()
+			}
+			if c.Bool("out") && c.Bool("err") {
 				return usagef("--out and --err together show both streams; give neither")
 			}
 			stream := ""
-			if o.out {
+			if c.Bool("out") {
 				stream = "out"
-			} else if o.errs {
+			} else if c.Bool("err") {
 				stream = "err"
 			}
-			c, err := env.Client(cmd.Context())
+			cl, err := env.Client(ctx)
 			if err != nil {
 				return err
 			}
+			asJSON, raw, withTime := c.Bool("json"), c.Bool("raw"), c.Bool("timestamp")
 			p := &painter{on: env.IO.Color}
 			enc := json.NewEncoder(env.IO.Out)
-			q := client.LogQuery{Target: target, Instance: o.instance, Stream: stream, Lines: o.lines, Follow: !o.noStream}
-			return c.Logs(cmd.Context(), q, func(l api.LogLine) error {
+			q := client.LogQuery{Target: target, Instance: int(c.Int("instance")), Stream: stream, Lines: int(c.Int("lines")), Follow: !c.Bool("nostream")}
+			return cl.Logs(ctx, q, func(l api.LogLine) error {
 				switch {
-				case o.asJSON:
+				case asJSON:
 					return enc.Encode(l)
-				case o.raw:
+				case raw:
 					_, err := fmt.Fprintln(env.IO.Out, l.Line)
 					return err
 				}
@@ -55,7 +65,7 @@ func newLogs(env *Env) *cobra.Command {
 				if l.Instance >= 0 {
 					prefix = fmt.Sprintf("%s:%d", l.App, l.Instance)
 				}
-				if o.withTime && !l.Time.IsZero() {
+				if withTime && !l.Time.IsZero() {
 					prefix = l.Time.Local().Format("2006-01-02T15:04:05.000") + " " + prefix
 				}
 				line := l.Line
@@ -69,16 +79,5 @@ func newLogs(env *Env) *cobra.Command {
 				return err
 			})
 		},
-		ValidArgsFunction: completeApps(env),
 	}
-	f := cmd.Flags()
-	f.IntVar(&o.lines, "lines", 15, "past lines to show from each log file")
-	f.BoolVar(&o.noStream, "nostream", false, "print the past lines and exit")
-	f.BoolVar(&o.out, "out", false, "only stdout")
-	f.BoolVar(&o.errs, "err", false, "only stderr")
-	f.IntVar(&o.instance, "instance", -1, "only this instance (slot)")
-	f.BoolVar(&o.asJSON, "json", false, "one JSON object per line")
-	f.BoolVar(&o.raw, "raw", false, "lines only, no prefix")
-	f.BoolVar(&o.withTime, "timestamp", false, "prefix each followed line with the time it was read")
-	return cmd
 }

@@ -1,31 +1,34 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"time"
 
-	"github.com/spf13/cobra"
+	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tend-pm/tend/internal/client"
 	"github.com/tend-pm/tend/internal/daemon"
 )
 
-func newSave(env *Env) *cobra.Command {
-	var force bool
-	cmd := &cobra.Command{
-		Use:     "save",
+func newSave(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:    "save",
 		Aliases: []string{"dump"},
-		Short:   "Save the app list for `tend resurrect`",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.Client(cmd.Context())
+		Usage:   "Save the app list for `tend resurrect`",
+		Flags:   []ucli.Flag{&ucli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "save even an empty list"}},
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 0, 0); err != nil {
+				return err
+			}
+			cl, err := env.Client(ctx)
 			if err != nil {
 				return err
 			}
-			res, err := c.Save(cmd.Context(), force)
+			res, err := cl.Save(ctx, c.Bool("force"))
 			if err != nil {
 				return err
 			}
@@ -33,21 +36,21 @@ func newSave(env *Env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "save even an empty list")
-	return cmd
 }
 
-func newResurrect(env *Env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "resurrect",
-		Short: "Start the saved apps that are not in the list",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.Client(cmd.Context())
+func newResurrect(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "resurrect",
+		Usage: "Start the saved apps that are not in the list",
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 0, 0); err != nil {
+				return err
+			}
+			cl, err := env.Client(ctx)
 			if err != nil {
 				return err
 			}
-			res, err := c.Resurrect(cmd.Context())
+			res, err := cl.Resurrect(ctx)
 			if err != nil {
 				return err
 			}
@@ -60,13 +63,15 @@ func newResurrect(env *Env) *cobra.Command {
 	}
 }
 
-func newKill(env *Env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "kill",
-		Short: "Stop and delete every app, and stop the daemon",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			was, err := stopDaemon(cmd, env, false)
+func newKill(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "kill",
+		Usage: "Stop and delete every app, and stop the daemon",
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 0, 0); err != nil {
+				return err
+			}
+			was, err := stopDaemon(ctx, env, false)
 			if err != nil {
 				return err
 			}
@@ -81,22 +86,24 @@ func newKill(env *Env) *cobra.Command {
 	}
 }
 
-func newUpdate(env *Env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "update",
-		Short: "Restart the daemon on this tend binary, keeping the app list",
-		Long: `Restart the daemon on this tend binary, keeping the app list: the apps are
+func newUpdate(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "update",
+		Usage: "Restart the daemon on this tend binary, keeping the app list",
+		Description: `Restart the daemon on this tend binary, keeping the app list: the apps are
 stopped, the daemon exits, and a new daemon from this binary starts them again.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := stopDaemon(cmd, env, true); err != nil {
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 0, 0); err != nil {
 				return err
 			}
-			c, err := env.Client(cmd.Context())
+			if _, err := stopDaemon(ctx, env, true); err != nil {
+				return err
+			}
+			cl, err := env.Client(ctx)
 			if err != nil {
 				return err
 			}
-			p, err := c.Ping(cmd.Context())
+			p, err := cl.Ping(ctx)
 			if err != nil {
 				return err
 			}
@@ -109,8 +116,7 @@ stopped, the daemon exits, and a new daemon from this binary starts them again.`
 // stopDaemon asks the daemon to stop every app and exit, and waits until
 // its socket no longer answers, so that when the command returns nothing
 // it started is left. It reports whether a daemon was running.
-func stopDaemon(cmd *cobra.Command, env *Env, keepState bool) (bool, error) {
-	ctx := cmd.Context()
+func stopDaemon(ctx context.Context, env *Env, keepState bool) (bool, error) {
 	c, err := env.RunningClient(ctx)
 	if err != nil {
 		return false, err
@@ -132,17 +138,19 @@ func stopDaemon(cmd *cobra.Command, env *Env, keepState bool) (bool, error) {
 	return true, fmt.Errorf("the daemon still answers 10s after it was told to stop")
 }
 
-func newPing(env *Env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "ping",
-		Short: "Check that the daemon answers (starting it if needed)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.Client(cmd.Context())
+func newPing(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "ping",
+		Usage: "Check that the daemon answers (starting it if needed)",
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 0, 0); err != nil {
+				return err
+			}
+			cl, err := env.Client(ctx)
 			if err != nil {
 				return err
 			}
-			p, err := c.Ping(cmd.Context())
+			p, err := cl.Ping(ctx)
 			if err != nil {
 				return err
 			}
@@ -152,12 +160,14 @@ func newPing(env *Env) *cobra.Command {
 	}
 }
 
-func newDaemon(env *Env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "daemon",
-		Short: "Run the daemon in the foreground (other commands start it when needed)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+func newDaemon(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "daemon",
+		Usage: "Run the daemon in the foreground (other commands start it when needed)",
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 0, 0); err != nil {
+				return err
+			}
 			home, err := env.Home()
 			if err != nil {
 				return err
@@ -170,7 +180,7 @@ func newDaemon(env *Env) *cobra.Command {
 				}
 				o.Ready = os.NewFile(uintptr(fd), "ready")
 			}
-			return daemon.Run(cmd.Context(), o)
+			return daemon.Run(ctx, o)
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,8 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
+	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tend-pm/tend/internal/api"
 	"github.com/tend-pm/tend/internal/config"
@@ -64,12 +64,30 @@ type startOptions struct {
 	envVars []string
 }
 
-func newStart(env *Env) *cobra.Command {
-	var o startOptions
-	cmd := &cobra.Command{
-		Use:   "start <script|binary|'command line'|config file|app...> [flags] [-- args...]",
-		Short: "Start a script, a binary, a command line, a config file's apps, or stopped apps",
-		Long: `Start a program and keep it running.
+func newStart(env *Env) *ucli.Command {
+	flags := make([]ucli.Flag, 0, len(startFlags)+4)
+	for _, sf := range startFlags {
+		var aliases []string
+		if sf.short != "" {
+			aliases = []string{sf.short}
+		}
+		if sf.boolean {
+			flags = append(flags, &ucli.BoolFlag{Name: sf.flag, Aliases: aliases, Usage: sf.usage})
+		} else {
+			flags = append(flags, &ucli.StringFlag{Name: sf.flag, Aliases: aliases, Usage: sf.usage})
+		}
+	}
+	flags = append(flags,
+		&ucli.StringFlag{Name: "env", Usage: "use the config's env_<name> on top of env"},
+		&ucli.StringSliceFlag{Name: "only", Usage: "start only these apps of the config file (comma-separated)"},
+		&ucli.BoolFlag{Name: "update-env", Usage: "with a config file: restart running apps with the current environment"},
+		&ucli.StringSliceFlag{Name: "env-var", Usage: "KEY=VALUE: a variable for the app, over the config's env (repeatable)"},
+	)
+	return &ucli.Command{
+		Name:      "start",
+		Usage:     "Start a script, a binary, a command line, a config file's apps, or stopped apps",
+		ArgsUsage: "<script|binary|'command line'|config file|app...> [-- args...]",
+		Description: `Start a program and keep it running.
 
   tend start server.js                  node script (interpreter from the extension)
   tend start app.py --name api          python3; .sh bash, .rb ruby, .php, .pl
@@ -77,62 +95,54 @@ func newStart(env *Env) *cobra.Command {
   tend start "python3 -m http.server"   a command line, run by /bin/sh -c
   tend start ecosystem.config.js        every app of a config file (--only, --env)
   tend start web                        an app that is stopped (name, id or all)`,
-		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var scriptArgs []string
-			if n := cmd.ArgsLenAtDash(); n >= 0 {
-				args, scriptArgs = args[:n], args[n:]
-				if len(args) == 0 {
+		Flags:         flags,
+		ShellComplete: completeApps(env),
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			env.dashUsed = true
+			args := c.Args().Slice()
+			if len(args) == 0 {
+				if env.dash {
 					return usagef("nothing to start before --")
 				}
+				return needArgs(c, 1, -1)
 			}
-			return runStart(cmd, env, &o, args, scriptArgs)
+			o := &startOptions{env: c.String("env"), update: c.Bool("update-env"), envVars: c.StringSlice("env-var")}
+			for _, v := range c.StringSlice("only") {
+				o.only = append(o.only, strings.Split(v, ",")...)
+			}
+			var fields []config.Field
+			for _, sf := range startFlags {
+				if !c.IsSet(sf.flag) {
+					continue
+				}
+				v := c.String(sf.flag)
+				if sf.boolean {
+					if !c.Bool(sf.flag) {
+						continue
+					}
+					v = sf.value
+				}
+				fields = append(fields, config.Field{Key: sf.field, Value: v, Flag: "--" + sf.flag})
+			}
+			return runStart(ctx, env, o, args, env.afterDash, fields)
 		},
-		ValidArgsFunction: completeApps(env),
 	}
-	f := cmd.Flags()
-	for _, sf := range startFlags {
-		if sf.boolean {
-			f.BoolP(sf.flag, sf.short, false, sf.usage)
-		} else {
-			f.StringP(sf.flag, sf.short, "", sf.usage)
-		}
-	}
-	f.StringVar(&o.env, "env", "", "use the config's env_<name> on top of env")
-	f.StringSliceVar(&o.only, "only", nil, "start only these apps of the config file")
-	f.BoolVar(&o.update, "update-env", false, "with a config file: restart running apps with the current environment")
-	f.StringArrayVar(&o.envVars, "env-var", nil, "KEY=VALUE: a variable for the app, over the config's env (repeatable)")
-	return cmd
 }
 
-func runStart(cmd *cobra.Command, env *Env, o *startOptions, args, scriptArgs []string) error {
-	ctx := cmd.Context()
+func runStart(ctx context.Context, env *Env, o *startOptions, args, scriptArgs []string, flagFields []config.Field) error {
 	opts := config.Options{Cwd: env.IO.Cwd, Environ: env.IO.Environ, EnvName: o.env, Only: o.only}
 	first := args[0]
 	if config.IsConfigFile(first) && fileExists(first, env.IO.Cwd) {
 		if len(args) > 1 {
 			return usagef("start takes one config file, got %d arguments", len(args))
 		}
-		return startConfig(cmd, env, first, opts, o)
+		return startConfig(ctx, env, first, opts, o)
 	}
 	var fields []config.Field
 	for _, kv := range o.envVars {
 		fields = append(fields, config.Field{Key: "env", Value: kv, Flag: "--env-var"})
 	}
-	cmd.Flags().Visit(func(fl *pflag.Flag) {
-		for _, sf := range startFlags {
-			if sf.flag == fl.Name {
-				v := fl.Value.String()
-				if sf.boolean {
-					if v != "true" {
-						return
-					}
-					v = sf.value
-				}
-				fields = append(fields, config.Field{Key: sf.field, Value: v, Flag: "--" + fl.Name})
-			}
-		}
-	})
+	fields = append(fields, flagFields...)
 	c, err := env.Client(ctx)
 	if err != nil {
 		return err
@@ -181,8 +191,7 @@ func runStart(cmd *cobra.Command, env *Env, o *startOptions, args, scriptArgs []
 // startConfig starts the apps of a config file: new ones are created,
 // existing ones restarted with the file's spec (so `tend start` of an edited
 // file applies it, as with pm2).
-func startConfig(cmd *cobra.Command, env *Env, path string, opts config.Options, o *startOptions) error {
-	ctx := cmd.Context()
+func startConfig(ctx context.Context, env *Env, path string, opts config.Options, o *startOptions) error {
 	f, err := config.Load(path, opts)
 	if err != nil {
 		return err

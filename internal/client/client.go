@@ -10,14 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"strconv"
 	"syscall"
 
 	"github.com/tend-pm/tend/internal/api"
 	"github.com/tend-pm/tend/internal/socket"
+	"github.com/tend-pm/tend/internal/uhttp"
 )
 
 // ErrNoDaemon means nothing answers on the socket: no daemon is running.
@@ -47,50 +46,6 @@ func New(socketPath string) *Client {
 // makes one request), so there is nothing to release today.
 func (c *Client) Close() {}
 
-// roundTrip sends req on a new connection and reads the answer in the
-// calling goroutine: lighter, for one request, than http.Transport's
-// pooled connections with their reader and writer goroutines, which cost a
-// CLI command a visible share of its run time.
-func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
-	conn, err := socket.Dial(req.Context(), c.socketPath)
-	if err != nil {
-		return nil, err
-	}
-	// Closing the connection is how a cancelled request (a followed log
-	// stream interrupted with Ctrl-C) ends a blocked read.
-	stop := context.AfterFunc(req.Context(), func() { conn.Close() })
-	req.Close = true
-	if err := req.Write(conn); err != nil {
-		stop()
-		conn.Close()
-		return nil, err
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-	if err != nil {
-		stop()
-		conn.Close()
-		return nil, err
-	}
-	resp.Body = &connBody{ReadCloser: resp.Body, conn: conn, stop: stop}
-	return resp, nil
-}
-
-// connBody closes the connection with the body.
-type connBody struct {
-	io.ReadCloser
-	conn net.Conn
-	stop func() bool
-}
-
-func (b *connBody) Close() error {
-	b.stop()
-	err := b.ReadCloser.Close()
-	if cerr := b.conn.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // do sends a request and decodes a JSON answer into out (if not nil).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	resp, err := c.send(ctx, method, path, in)
@@ -109,7 +64,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 }
 
 // send performs the request and turns an error envelope into an error.
-func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, method, path string, in any) (*uhttp.ClientResponse, error) {
 	var body []byte
 	if in != nil {
 		var err error
@@ -132,31 +87,36 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 		c.warned = true
 		c.OnVersion(v)
 	}
-	if resp.StatusCode >= 300 {
+	if resp.Status >= 300 {
 		defer resp.Body.Close()
 		var eb api.ErrorBody
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		if json.Unmarshal(b, &eb) != nil || eb.Error.Message == "" {
-			return nil, fmt.Errorf("daemon answered %s to %s %s: %s", resp.Status, method, path, bytes.TrimSpace(b))
+			return nil, fmt.Errorf("daemon answered %d to %s %s: %s", resp.Status, method, path, bytes.TrimSpace(b))
 		}
 		return nil, &api.Error{Code: eb.Error.Code, Message: eb.Error.Message}
 	}
 	return resp, nil
 }
 
-func (c *Client) sendOnce(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
-	// The host is a fixed placeholder: the connection is the socket.
-	req, err := http.NewRequestWithContext(ctx, method, "http://tend"+path, bytes.NewReader(body))
+// sendOnce sends one request on a new connection: a CLI makes one request,
+// and reading the answer in the calling goroutine is the cheapest way.
+func (c *Client) sendOnce(ctx context.Context, method, path string, body []byte) (*uhttp.ClientResponse, error) {
+	conn, err := socket.Dial(ctx, c.socketPath)
 	if err != nil {
-		return nil, err
+		if isNoDaemon(err) {
+			return nil, fmt.Errorf("%s: %w", c.socketPath, ErrNoDaemon)
+		}
+		return nil, fmt.Errorf("connect to the daemon: %w", err)
 	}
-	req.Header.Set(api.HeaderVersion, api.Version())
+	h := uhttp.Header{}
+	h.Set(api.HeaderVersion, api.Version())
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		h.Set("Content-Type", "application/json")
 	}
-	resp, err := c.roundTrip(req)
+	resp, err := uhttp.Do(ctx, conn, method, path, h, body)
 	if err != nil {
-		if isNoDaemon(err) || (method == http.MethodGet && isDropped(err)) {
+		if method == "GET" && isDropped(err) {
 			return nil, fmt.Errorf("%s: %w: %w", c.socketPath, ErrNoDaemon, err)
 		}
 		return nil, fmt.Errorf("daemon request %s %s: %w", method, path, err)
@@ -178,61 +138,61 @@ func isNoDaemon(err error) bool {
 // Ping asks the daemon who it is.
 func (c *Client) Ping(ctx context.Context) (api.Ping, error) {
 	var p api.Ping
-	err := c.do(ctx, http.MethodGet, api.PathPing, nil, &p)
+	err := c.do(ctx, "GET", api.PathPing, nil, &p)
 	return p, err
 }
 
 // List returns every app.
 func (c *Client) List(ctx context.Context) ([]api.AppInfo, error) {
 	var apps []api.AppInfo
-	err := c.do(ctx, http.MethodGet, api.PathApps, nil, &apps)
+	err := c.do(ctx, "GET", api.PathApps, nil, &apps)
 	return apps, err
 }
 
 // Describe returns the apps target names, with their specs.
 func (c *Client) Describe(ctx context.Context, target string) ([]api.AppDetail, error) {
 	var apps []api.AppDetail
-	err := c.do(ctx, http.MethodGet, api.PathApp+url.PathEscape(target), nil, &apps)
+	err := c.do(ctx, "GET", api.PathApp+url.PathEscape(target), nil, &apps)
 	return apps, err
 }
 
 // Start creates apps from specs and starts them.
 func (c *Client) Start(ctx context.Context, req api.StartRequest) (api.ActionResult, error) {
 	var res api.ActionResult
-	err := c.do(ctx, http.MethodPost, api.PathApps, req, &res)
+	err := c.do(ctx, "POST", api.PathApps, req, &res)
 	return res, err
 }
 
 // Act runs one of the api.Action* actions on the apps req names.
 func (c *Client) Act(ctx context.Context, action string, req api.ActionRequest) (api.ActionResult, error) {
 	var res api.ActionResult
-	err := c.do(ctx, http.MethodPost, api.PathAction+action, req, &res)
+	err := c.do(ctx, "POST", api.PathAction+action, req, &res)
 	return res, err
 }
 
 // Save writes the process list for resurrect.
 func (c *Client) Save(ctx context.Context, force bool) (api.SaveResult, error) {
 	var res api.SaveResult
-	err := c.do(ctx, http.MethodPost, api.PathSave+"?force="+strconv.FormatBool(force), nil, &res)
+	err := c.do(ctx, "POST", api.PathSave+"?force="+strconv.FormatBool(force), nil, &res)
 	return res, err
 }
 
 // Resurrect starts the saved apps that are not running.
 func (c *Client) Resurrect(ctx context.Context) (api.ActionResult, error) {
 	var res api.ActionResult
-	err := c.do(ctx, http.MethodPost, api.PathResurrect, nil, &res)
+	err := c.do(ctx, "POST", api.PathResurrect, nil, &res)
 	return res, err
 }
 
 // ReopenLogs makes the daemon reopen every log file.
 func (c *Client) ReopenLogs(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, api.PathLogReopen, nil, nil)
+	return c.do(ctx, "POST", api.PathLogReopen, nil, nil)
 }
 
 // Kill stops every app and the daemon. With keepState the daemon keeps its
 // app list, so the next daemon starts them again (used by `tend update`).
 func (c *Client) Kill(ctx context.Context, keepState bool) error {
-	return c.do(ctx, http.MethodPost, api.PathKill+"?keep_state="+strconv.FormatBool(keepState), nil, nil)
+	return c.do(ctx, "POST", api.PathKill+"?keep_state="+strconv.FormatBool(keepState), nil, nil)
 }
 
 // LogQuery selects lines for Logs.
@@ -253,7 +213,7 @@ func (c *Client) Logs(ctx context.Context, q LogQuery, fn func(api.LogLine) erro
 	v.Set("stream", q.Stream)
 	v.Set("lines", strconv.Itoa(q.Lines))
 	v.Set("follow", strconv.FormatBool(q.Follow))
-	resp, err := c.send(ctx, http.MethodGet, api.PathLogs+"?"+v.Encode(), nil)
+	resp, err := c.send(ctx, "GET", api.PathLogs+"?"+v.Encode(), nil)
 	if err != nil {
 		return err
 	}

@@ -130,7 +130,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	})
 	go reaper.Run(ctx)
 	if err := sup.Restore(st); err != nil {
-		ln.Close()
+		_ = ln.Close()
 		sup.Shutdown(true)
 		return fmt.Errorf("restore %s: %w", StateFile, err)
 	}
@@ -138,7 +138,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	d := &daemon{home: home, sup: sup, router: router, started: time.Now(), log: log, exit: cancel}
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- apiserver.Serve(serveCtx, ln, apiserver.New(d, os.Getuid(), log)) }()
+	go func() { served <- apiserver.Serve(serveCtx, ln, apiserver.New(d, os.Getuid(), log), log) }()
 	say("ok")
 	log.Info("daemon ready", "socket", sockPath)
 

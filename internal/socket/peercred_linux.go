@@ -2,18 +2,14 @@ package socket
 
 import (
 	"fmt"
-	"net"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
 
 // PeerUID returns the uid of the process at the other end of c.
-func PeerUID(c net.Conn) (int, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return -1, fmt.Errorf("peer credentials: not a unix connection")
-	}
-	raw, err := uc.SyscallConn()
+func PeerUID(c *os.File) (int, error) {
+	raw, err := c.SyscallConn()
 	if err != nil {
 		return -1, err
 	}
