@@ -25,13 +25,20 @@ type Router struct {
 	log *slog.Logger
 	reg *logs.Registry
 	hub *logs.Hub
+	// pipes bounds the streams that may enlarge their pipes at once.
+	pipes *logs.PipeBudget
 }
+
+// bigPipes is how many streams may hold a 1 MiB pipe at once: 16 MiB of
+// the 64 MiB the kernel lets one user's pipes hold before it shrinks all
+// of them.
+const bigPipes = 16
 
 var _ supervisor.LogRouter = (*Router)(nil)
 
 // NewRouter returns a Router writing default files into dir.
 func NewRouter(dir string, clk clock.Clock, log *slog.Logger) *Router {
-	return &Router{dir: dir, clk: clk, log: log, reg: logs.NewRegistry(), hub: logs.NewHub()}
+	return &Router{dir: dir, clk: clk, log: log, reg: logs.NewRegistry(), hub: logs.NewHub(), pipes: logs.NewPipeBudget(bigPipes)}
 }
 
 // Dir is the directory of default log files.
@@ -130,7 +137,7 @@ func (a *appLogs) Copy(slot int, stream string, pipe *os.File) {
 	}
 	s := &logs.Stream{
 		App: a.spec.Name, Slot: slot, Name: stream, Format: a.format,
-		Files: files, Hub: a.r.hub, Clock: a.r.clk, OnError: logErr,
+		Files: files, Hub: a.r.hub, Clock: a.r.clk, OnError: logErr, Pipes: a.r.pipes,
 	}
 	if err := s.Copy(context.Background(), pipe); err != nil {
 		logErr(err)

@@ -312,6 +312,7 @@ func (lf *File) queue(name string) {
 // that failed to compress stays uncompressed and still counts for Retain.
 func (lf *File) work() {
 	defer lf.bgDone.Done()
+	lowerPriority()
 	for {
 		lf.bgMu.Lock()
 		if len(lf.pending) == 0 {

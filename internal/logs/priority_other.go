@@ -1,0 +1,6 @@
+//go:build !linux
+
+package logs
+
+// lowerPriority does nothing where priorities are per process.
+func lowerPriority() {}
