@@ -7,7 +7,7 @@
 // timestamp prefix, or as pm2's JSON objects), writes them to rotating
 // Files, and publishes them to a Hub for `tend logs --follow`.
 //
-// The design answers pm2's log complaints (reference/pm2.md, 5.4): rotation
+// The design answers what pm2's users complain about in its logs: rotation
 // with a size cap and retention is built in, so an app cannot fill a disk;
 // timestamps are put on lines, not on read chunks, so `time` mode never
 // cuts a line in two; every write holds whole lines only, so several

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -235,13 +234,4 @@ func (s *Server) readRequest(br *bufio.Reader, bw *bufio.Writer, c *os.File) (*R
 		return nil, 400, badf("body shorter than its Content-Length %d", n)
 	}
 	return &Request{Method: method, Path: path, Query: query, Header: h, Body: bytes.NewReader(body), Conn: c}, 0, nil
-}
-
-// ParseInt is a helper for query values: the value of key, or def.
-func ParseInt(q url.Values, key string, def int) (int, error) {
-	s := q.Get(key)
-	if s == "" {
-		return def, nil
-	}
-	return strconv.Atoi(s)
 }
