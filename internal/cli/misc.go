@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -128,14 +129,21 @@ func stopDaemon(ctx context.Context, env *Env, keepState bool) (bool, error) {
 	}
 	c.Close()
 	env.client = nil
+	// The daemon holds the lock on its pid file until its process ends,
+	// after its last clean-up: that, not a refused connection, is the sign
+	// that it is gone.
+	home, err := env.Home()
+	if err != nil {
+		return true, err
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := c.Ping(ctx); errors.Is(err, client.ErrNoDaemon) {
+		if daemon.Exited(filepath.Join(home, daemon.PIDFile)) {
 			return true, nil
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return true, fmt.Errorf("the daemon still answers 10s after it was told to stop")
+	return true, fmt.Errorf("the daemon is still running 10s after it was told to stop (see %s)", filepath.Join(home, daemon.LogFile))
 }
 
 func newPing(env *Env) *ucli.Command {

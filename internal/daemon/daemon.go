@@ -299,6 +299,21 @@ func acquireLock(path string) (*os.File, error) {
 	return f, nil
 }
 
+// Exited reports whether no daemon holds the lock of the pid file at path:
+// the daemon that held it has exited (or none ever ran).
+func Exited(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return false
+	}
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return true
+}
+
 func writePID(f *os.File) error {
 	if err := f.Truncate(0); err != nil {
 		return err

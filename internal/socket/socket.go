@@ -150,11 +150,11 @@ func (l *Listener) Accept() (*os.File, error) {
 	return os.NewFile(uintptr(nfd), l.path), nil
 }
 
-// Close stops the listener and removes the socket file.
+// Close removes the socket file and stops the listener: in that order, so
+// that once connections are refused the file is gone too.
 func (l *Listener) Close() error {
-	err := l.f.Close()
 	_ = os.Remove(l.path)
-	return err
+	return l.f.Close()
 }
 
 // Dial connects to the socket at path.
