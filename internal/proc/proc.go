@@ -205,10 +205,3 @@ func Signal(pid int, sig syscall.Signal) error {
 	}
 	return nil
 }
-
-// GroupGone reports whether the process group pgid certainly has no
-// process left. A false answer proves nothing about who owns the group: its
-// id may have been reused.
-func GroupGone(pgid int) bool {
-	return pgid <= 1 || syscall.Kill(-pgid, 0) == syscall.ESRCH
-}

@@ -39,12 +39,14 @@ type App struct {
 	Created time.Time   `json:"created"`
 	Running bool        `json:"running"` // desired: should run, or was stopped by the user
 	Spec    api.AppSpec `json:"spec"`
-	// Instances are the processes that ran when the file was written, so
-	// the next daemon can stop them before it starts replacements.
+	// Instances are the processes that ran when the file was written,
+	// with their restart counts, which a new daemon carries on. (It finds
+	// the processes themselves by their environment, not by these pids,
+	// which the kernel may have given to others since.)
 	Instances []Instance `json:"instances,omitempty"`
 }
 
-// Instance is a process recorded for takeover.
+// Instance is a process as recorded in the state.
 type Instance struct {
 	Slot int `json:"slot"`
 	PID  int `json:"pid"`
