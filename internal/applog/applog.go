@@ -47,10 +47,6 @@ func (r *Router) Dir() string { return r.dir }
 // ReopenAll reopens every file (after an external logrotate moved them).
 func (r *Router) ReopenAll() error { return r.reg.ReopenAll() }
 
-// Close releases nothing by itself: apps release their files when they are
-// deleted. It exists so the daemon's shutdown reads symmetrically.
-func (r *Router) Close() {}
-
 // slotFiles are the files of one slot.
 type slotFiles struct {
 	out, err, combined *logs.File

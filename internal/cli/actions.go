@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -48,11 +47,7 @@ func newAction(env *Env, k actionKind) *ucli.Command {
 			args := c.Args().Slice()
 			req := api.ActionRequest{Targets: args}
 			if len(args) == 1 && config.IsConfigFile(args[0]) && fileExists(args[0], env.IO.Cwd) {
-				var only []string
-				for _, v := range c.StringSlice("only") {
-					only = append(only, strings.Split(v, ",")...)
-				}
-				f, err := config.Load(args[0], config.Options{Cwd: env.IO.Cwd, Environ: env.IO.Environ, EnvName: c.String("env"), Only: only})
+				f, err := config.Load(args[0], config.Options{Cwd: env.IO.Cwd, Environ: env.IO.Environ, EnvName: c.String("env"), Only: onlyFlag(c)})
 				if err != nil {
 					return err
 				}

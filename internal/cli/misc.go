@@ -127,7 +127,6 @@ func stopDaemon(ctx context.Context, env *Env, keepState bool) (bool, error) {
 	} else if err != nil {
 		return true, err
 	}
-	c.Close()
 	env.client = nil
 	// The daemon holds the lock on its pid file until its process ends,
 	// after its last clean-up: that, not a refused connection, is the sign

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,10 +107,7 @@ func newStart(env *Env) *ucli.Command {
 				}
 				return needArgs(c, 1, -1)
 			}
-			o := &startOptions{env: c.String("env"), update: c.Bool("update-env"), envVars: c.StringSlice("env-var")}
-			for _, v := range c.StringSlice("only") {
-				o.only = append(o.only, strings.Split(v, ",")...)
-			}
+			o := &startOptions{env: c.String("env"), only: onlyFlag(c), update: c.Bool("update-env"), envVars: c.StringSlice("env-var")}
 			var fields []config.Field
 			for _, sf := range startFlags {
 				if !c.IsSet(sf.flag) {
@@ -285,21 +283,32 @@ func allTargets(args []string, apps []api.AppInfo) bool {
 	return true
 }
 
-// isFile reports whether path (relative to cwd) is a file, not a directory.
-func isFile(path, cwd string) bool {
-	if !strings.HasPrefix(path, "/") {
-		path = cwd + "/" + path
+// statArg stats path, relative to the user's working directory cwd.
+func statArg(path, cwd string) (os.FileInfo, error) {
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(cwd, path)
 	}
-	fi, err := os.Stat(path)
+	return os.Stat(path)
+}
+
+// isFile reports whether path names a file, not a directory.
+func isFile(path, cwd string) bool {
+	fi, err := statArg(path, cwd)
 	return err == nil && !fi.IsDir()
 }
 
 func fileExists(path, cwd string) bool {
-	if !strings.HasPrefix(path, "/") {
-		path = cwd + "/" + path
-	}
-	_, err := os.Stat(path)
+	_, err := statArg(path, cwd)
 	return err == nil
+}
+
+// onlyFlag reads --only: repeated, or comma-separated.
+func onlyFlag(c *ucli.Command) []string {
+	var names []string
+	for _, v := range c.StringSlice("only") {
+		names = append(names, strings.Split(v, ",")...)
+	}
+	return names
 }
 
 func environMap(environ []string) map[string]string {

@@ -42,10 +42,6 @@ func New(socketPath string) *Client {
 	return &Client{socketPath: socketPath}
 }
 
-// Close releases what the Client holds. Connections are not pooled (a CLI
-// makes one request), so there is nothing to release today.
-func (c *Client) Close() {}
-
 // do sends a request and decodes a JSON answer into out (if not nil).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	resp, err := c.send(ctx, method, path, in)

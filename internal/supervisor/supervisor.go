@@ -333,26 +333,36 @@ func (s *Supervisor) Act(ctx context.Context, action string, req api.ActionReque
 func (s *Supervisor) stopApp(a *app) error {
 	a.op.Lock()
 	defer a.op.Unlock()
-	s.mu.Lock()
-	a.running = false
-	waits := s.stopAllLocked(a, "stopped by `tend stop`")
-	s.mu.Unlock()
-	waitAll(waits)
+	s.stopAll(a, "stopped by `tend stop`", false)
 	return nil
 }
 
-func (s *Supervisor) stopAllLocked(a *app, why string) []<-chan struct{} {
+// stopAll stops every instance of a and waits, without holding s.mu, until
+// they are gone. wanted says whether a should still run (restart, a
+// shutdown that keeps the state) or not (stop, delete). The caller holds
+// a.op.
+func (s *Supervisor) stopAll(a *app, why string, wanted bool) {
+	s.mu.Lock()
+	if !wanted {
+		a.running = false
+	}
 	var waits []<-chan struct{}
 	for _, in := range a.insts {
 		waits = append(waits, s.stopLocked(in, why))
 	}
-	return waits
-}
-
-func waitAll(chs []<-chan struct{}) {
-	for _, c := range chs {
+	s.mu.Unlock()
+	for _, c := range waits {
 		<-c
 	}
+}
+
+// remove takes a, stopped, out of the list and closes its logs. The
+// caller holds a.op.
+func (s *Supervisor) remove(a *app) {
+	s.mu.Lock()
+	lg := s.removeLocked(a)
+	s.mu.Unlock()
+	s.closeLogs(lg)
 }
 
 // restartApp stops a and starts it again. A new spec (from a config file)
@@ -371,14 +381,13 @@ func (s *Supervisor) restartApp(a *app, spec *api.AppSpec, req api.ActionRequest
 		newLogs = lg
 	}
 	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
 		s.closeLogs(newLogs)
 		return errClosing
 	}
-	waits := s.stopAllLocked(a, "restarting")
-	s.mu.Unlock()
-	waitAll(waits)
+	s.stopAll(a, "restarting", true)
 
 	s.mu.Lock()
 	var oldLogs AppLogs
@@ -440,15 +449,8 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 func (s *Supervisor) deleteApp(a *app) error {
 	a.op.Lock()
 	defer a.op.Unlock()
-	s.mu.Lock()
-	a.running = false
-	waits := s.stopAllLocked(a, "deleted")
-	s.mu.Unlock()
-	waitAll(waits)
-	s.mu.Lock()
-	lg := s.removeLocked(a)
-	s.mu.Unlock()
-	s.closeLogs(lg)
+	s.stopAll(a, "deleted", false)
+	s.remove(a)
 	return nil
 }
 
@@ -496,15 +498,9 @@ func (s *Supervisor) Shutdown(keepState bool) {
 		wg.Go(func() {
 			a.op.Lock()
 			defer a.op.Unlock()
-			s.mu.Lock()
-			waits := s.stopAllLocked(a, "the daemon is shutting down")
-			s.mu.Unlock()
-			waitAll(waits)
+			s.stopAll(a, "the daemon is shutting down", true)
 			if !keepState {
-				s.mu.Lock()
-				lg := s.removeLocked(a)
-				s.mu.Unlock()
-				s.closeLogs(lg)
+				s.remove(a)
 			}
 		})
 	}
