@@ -491,8 +491,9 @@ class Figure:
     better="lower": the ratio is pm2/tend (times, memory, CPU) and the goal
     is a minimum for it. better="higher": the ratio is tend/pm2
     (throughput). better="zero": the goal is tend's worst repetition being
-    0 (lines lost). A Figure with no pm2 samples is a reference (a floor or
-    a ceiling) and has no goal.
+    0 (lines lost). better="max": the goal is a ceiling for tend's median,
+    in the figure's unit (no ratio is printed). A Figure with no pm2 samples
+    is a reference (a floor or a ceiling) and has no goal.
     """
 
     def __init__(self, name, unit, tend, pm2=None, better="lower", goal=None, note=""):
@@ -509,10 +510,12 @@ class Figure:
         return t / p if p else float("inf")
 
     def ok(self):
-        if self.goal is None or not self.pm2 and self.better != "zero":
+        if self.goal is None or not self.pm2 and self.better not in ("zero", "max"):
             return None
         if self.better == "zero":
             return max(self.tend) == 0
+        if self.better == "max":
+            return statistics.median(self.tend) <= self.goal
         r = self.ratio()
         return r is None or r >= self.goal  # both 0: tend is no worse
 
@@ -523,6 +526,8 @@ class Figure:
             s = f"{self.name}: tend {spread(self.tend, self.unit)}, pm2 {spread(self.pm2, self.unit)}"
         if self.better == "zero" and self.goal is not None:
             s += f" (goal: tend 0) {'OK' if self.ok() else 'MISS'}"
+        elif self.better == "max" and self.goal is not None:
+            s += f" (goal: tend ≤ {self.goal:g} {self.unit}) {'OK' if self.ok() else 'MISS'}"
         elif self.pm2:
             r = self.ratio()
             rs = "n/a (both 0)" if r is None else "∞" if r == float("inf") else fmt_num(r)
@@ -561,9 +566,12 @@ def write_json(path, results):
         json.dump({name: [fig.as_dict() for fig in figs] for name, figs in results.items()}, f, indent=2)
 
 
-def standalone(title, description, run):
-    """main() of a benchmark run alone: run(bench, args) returns figures."""
+def standalone(title, description, run, add_args=None):
+    """main() of a benchmark run alone: run(bench, args) returns figures;
+    add_args(parser), if given, adds the benchmark's own flags."""
     ap = common_args(description)
+    if add_args:
+        add_args(ap)
     args = ap.parse_args()
     bench = Bench(keep=args.keep)
     try:

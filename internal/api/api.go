@@ -39,6 +39,8 @@ const (
 	PathSave      = "/v1/save"
 	PathResurrect = "/v1/resurrect"
 	PathKill      = "/v1/kill"
+	// PathNotify takes sd_notify messages (READY=1) from instances.
+	PathNotify = "/v1/notify"
 )
 
 // Actions accepted under PathAction.
@@ -50,6 +52,10 @@ const (
 	ActionReset   = "reset"
 	ActionSignal  = "signal"
 	ActionFlush   = "flush"
+	// ActionReload replaces every instance without downtime (see
+	// docs/cluster.md); ActionScale changes the number of instances.
+	ActionReload = "reload"
+	ActionScale  = "scale"
 )
 
 // Ping is the answer to GET /v1/ping.
@@ -112,6 +118,17 @@ type InstanceInfo struct {
 	NextRestart time.Time `json:"next_restart,omitempty"`
 	// Reason says in words why the instance is in its status.
 	Reason string `json:"reason,omitempty"`
+	// Ready tells whether the instance said it is ready (or passed its
+	// probe, or stayed up for listen_timeout when it gives no signal);
+	// only ready instances get connections in proxy mode, and a reload
+	// waits for it.
+	Ready bool `json:"ready"`
+	// AppStatus is the last STATUS= the instance sent on NOTIFY_SOCKET.
+	AppStatus string `json:"app_status,omitempty"`
+	// Port is the instance's private port in proxy mode.
+	Port int `json:"port,omitempty"`
+	// Conns counts the connections the proxy has open to the instance.
+	Conns int `json:"conns,omitempty"`
 }
 
 // ExitInfo records how a process ended.
@@ -141,6 +158,8 @@ type ActionRequest struct {
 	// Specs, on restart, replace the specs of the apps with the same names
 	// (a restart of a config file applies the file as it is now).
 	Specs []AppSpec `json:"specs,omitempty"`
+	// Instances is the new count for ActionScale: "4", "+2" or "-1".
+	Instances string `json:"instances,omitempty"`
 }
 
 // ActionResult is the daemon's answer to an action: the apps it touched,

@@ -14,8 +14,10 @@ import (
 //  4. increment_var, raised by the slot number;
 //  5. tend's own variables: TEND_APP, TEND_INSTANCE, the instance_var
 //     (NODE_APP_INSTANCE by default) and TEND_HOME, so a `tend` command
-//     run by the app talks to the daemon that runs it.
-func InstanceEnv(spec *AppSpec, slot int, home string) []string {
+//     run by the app talks to the daemon that runs it;
+//  6. extra: what the daemon gives this one process (LISTEN_FDS,
+//     NOTIFY_SOCKET, the private PORT of proxy mode).
+func InstanceEnv(spec *AppSpec, slot int, home string, extra map[string]string) []string {
 	env := make(map[string]string, len(spec.BaseEnv)+len(spec.Env)+4)
 	for k, v := range spec.BaseEnv {
 		env[k] = v
@@ -38,6 +40,9 @@ func InstanceEnv(spec *AppSpec, slot int, home string) []string {
 	}
 	if home != "" {
 		env["TEND_HOME"] = home
+	}
+	for k, v := range extra {
+		env[k] = v
 	}
 	out := make([]string, 0, len(env))
 	for k, v := range env {

@@ -53,7 +53,21 @@ type AppSpec struct {
 	// value from Env is increased by the slot number in each instance.
 	InstanceVar  string `json:"instance_var,omitempty"`
 	IncrementVar string `json:"increment_var,omitempty"`
-	Port         int    `json:"port,omitempty"`
+	// Port is the app's public TCP port: the daemon listens on it (see
+	// Listen) and instances get it as PORT.
+	Port int `json:"port,omitempty"`
+
+	// Cluster mode (docs/cluster.md). Listen holds the addresses the
+	// daemon binds for the app and keeps for its whole life, in
+	// rawnet.Addr's canonical form (":3000", "127.0.0.1:3000", a path).
+	Listen []string `json:"listen,omitempty"`
+	// Balance is how connections reach instances: BalanceReusePort,
+	// BalanceShared or BalanceProxy.
+	Balance string `json:"balance,omitempty"`
+	// ProxyProtocol makes the proxy send a PROXY protocol v1 line first.
+	ProxyProtocol bool `json:"proxy_protocol,omitempty"`
+	// MaxSurge is how many new processes a reload starts at once.
+	MaxSurge int `json:"max_surge,omitempty"`
 
 	// Restart policy.
 	Autorestart            bool     `json:"autorestart"`
@@ -68,9 +82,18 @@ type AppSpec struct {
 	KillTimeout         Duration `json:"kill_timeout"`
 	ShutdownWithMessage bool     `json:"shutdown_with_message,omitempty"`
 
-	// Readiness (used by cluster mode).
+	// Readiness: Ready is ReadyAuto, ReadyNotify, ReadyTCP or
+	// "http:<path>" / an http:// URL (see ReadyCheck). WaitReady is pm2's
+	// name for ReadyNotify. ListenTimeout bounds the wait for a signal
+	// (0: DefaultReadyTimeout), or, with ReadyAuto and no signal, is the
+	// uptime after which an instance counts as ready (0:
+	// DefaultListenTimeout).
+	Ready         string   `json:"ready,omitempty"`
 	WaitReady     bool     `json:"wait_ready,omitempty"`
 	ListenTimeout Duration `json:"listen_timeout,omitempty"`
+	// Watchdog, if set, is WATCHDOG_USEC: an instance that sends no
+	// WATCHDOG=1 for that long is restarted.
+	Watchdog Duration `json:"watchdog,omitempty"`
 
 	// Logs. Empty OutFile/ErrorFile mean the default file in
 	// $TEND_HOME/logs; "/dev/null" means the stream is not written.
@@ -102,6 +125,10 @@ const (
 	DefaultKillTimeout   = Duration(1600 * time.Millisecond)
 	DefaultListenTimeout = Duration(3 * time.Second)
 	DefaultInstanceVar   = "NODE_APP_INSTANCE"
+	// DefaultReadyTimeout bounds the wait for an explicit ready signal or
+	// probe: long enough for a slow framework to boot; a reload that hits
+	// it fails and keeps the old processes.
+	DefaultReadyTimeout = Duration(30 * time.Second)
 	// Logs rotate at 10 MiB and keep 10 compressed files: at most about
 	// 10 MiB plus ten compressed files per stream, so an app that prints
 	// without pause cannot fill a disk.
@@ -113,6 +140,49 @@ const (
 	// MaxBackoff caps exp_backoff_restart_delay, as pm2 does.
 	MaxBackoff = Duration(15 * time.Second)
 )
+
+// Balancing modes and readiness checks.
+const (
+	BalanceReusePort = "reuseport"
+	BalanceShared    = "shared"
+	BalanceProxy     = "proxy"
+
+	ReadyAuto   = "auto"
+	ReadyNotify = "notify"
+	ReadyTCP    = "tcp"
+)
+
+// ReadyCheck is how an instance's readiness is decided.
+type ReadyCheck struct {
+	Mode    string        // ReadyAuto, ReadyNotify, ReadyTCP or "http"
+	URL     string        // for "http": a path on the instance's port, or a URL
+	Timeout time.Duration // the wait for the signal, or the uptime that counts as ready
+}
+
+// ReadyCheck resolves Ready, WaitReady and ListenTimeout.
+func (s *AppSpec) ReadyCheck() ReadyCheck {
+	r := ReadyCheck{Mode: s.Ready}
+	if r.Mode == "" {
+		r.Mode = ReadyAuto
+		if s.WaitReady {
+			r.Mode = ReadyNotify
+		}
+	}
+	if u, ok := strings.CutPrefix(r.Mode, "http:"); ok {
+		r.Mode, r.URL = "http", u
+		if strings.HasPrefix(u, "//") {
+			r.URL = "http:" + u
+		}
+	}
+	r.Timeout = s.ListenTimeout.Std()
+	if r.Timeout == 0 {
+		r.Timeout = DefaultReadyTimeout.Std()
+		if r.Mode == ReadyAuto {
+			r.Timeout = DefaultListenTimeout.Std()
+		}
+	}
+	return r
+}
 
 // NewSpec returns a spec with every default set; callers fill in what the
 // user gave.
@@ -127,6 +197,7 @@ func NewSpec() AppSpec {
 		KillSignal:  DefaultKillSignal,
 		KillTimeout: DefaultKillTimeout,
 		InstanceVar: DefaultInstanceVar,
+		MaxSurge:    1,
 		MergeLogs:   true,
 		LogMaxSize:  DefaultLogMaxSize,
 		LogRetain:   DefaultLogRetain,
@@ -190,6 +261,32 @@ func (s *AppSpec) Validate() error {
 	}
 	if s.MinUptime < 0 || s.RestartDelay < 0 || s.ExpBackoffRestartDelay < 0 || s.KillTimeout < 0 || s.ListenTimeout < 0 || s.LogRotateInterval < 0 {
 		return bad("durations must not be negative")
+	}
+	switch s.Balance {
+	case "", BalanceReusePort, BalanceShared, BalanceProxy:
+	default:
+		return bad("balance must be %s, %s or %s, got %q", BalanceReusePort, BalanceShared, BalanceProxy, s.Balance)
+	}
+	if s.Balance != "" && len(s.Listen) == 0 {
+		return bad("balance %q needs a port or listen address", s.Balance)
+	}
+	if s.MaxSurge < 0 || s.MaxSurge > MaxInstances {
+		return bad("max_surge must be between 0 and %d", MaxInstances)
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		return bad("port must be between 1 and 65535")
+	}
+	if s.Watchdog < 0 {
+		return bad("durations must not be negative")
+	}
+	switch r := s.ReadyCheck(); r.Mode {
+	case ReadyAuto, ReadyNotify, ReadyTCP:
+	case "http":
+		if !strings.HasPrefix(r.URL, "/") && !strings.HasPrefix(r.URL, "http://") {
+			return bad("ready %q: give http:/path (on the instance's port) or an http:// URL", s.Ready)
+		}
+	default:
+		return bad("ready must be auto, notify, tcp, or http:/path, got %q", s.Ready)
 	}
 	if _, err := ParseSignal(s.KillSignal); err != nil {
 		return bad("kill_signal: %v", err)

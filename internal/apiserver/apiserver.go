@@ -38,6 +38,8 @@ type Backend interface {
 	Kill(keepState bool)
 	// Logs sends past and, if q.Follow, live lines to emit until ctx ends.
 	Logs(ctx context.Context, q LogQuery, emit func(api.LogLine) error) error
+	// Notify takes an sd_notify message (READY=1...) from process pid.
+	Notify(pid int, msg string) error
 }
 
 // LogQuery is the parsed query of GET /v1/logs.
@@ -92,6 +94,8 @@ func (s *server) route(w *uhttp.Response, r *uhttp.Request) {
 		s.save(w, r)
 	case p == api.PathResurrect && post:
 		s.resurrect(w, r)
+	case p == api.PathNotify && post:
+		s.notify(w, r)
 	case p == api.PathKill && post:
 		s.b.Kill(r.Query.Get("keep_state") == "true")
 		writeJSON(w, struct{}{})
@@ -140,6 +144,27 @@ func (s *server) act(w *uhttp.Response, r *uhttp.Request, action string) {
 		return
 	}
 	writeJSON(w, api.ActionResult{Apps: apps})
+}
+
+// notify is NOTIFY_SOCKET for programs that cannot send a unix datagram
+// (Node.js): the body is an sd_notify message, the sender is the peer
+// process the kernel names.
+func (s *server) notify(w *uhttp.Response, r *uhttp.Request) {
+	_, pid, err := socket.PeerCred(r.Conn)
+	if err != nil || pid == 0 {
+		writeError(w, fmt.Errorf("cannot tell which process sent this: %w", api.ErrInvalid))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if err != nil {
+		writeError(w, fmt.Errorf("read body: %w", api.ErrInvalid))
+		return
+	}
+	if err := s.b.Notify(pid, string(body)); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, struct{}{})
 }
 
 func (s *server) reopen(w *uhttp.Response) {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -20,7 +21,7 @@ type actionKind struct {
 var (
 	actionStop    = actionKind{name: "stop", usage: "Stop apps; they stay in the list", action: api.ActionStop}
 	actionRestart = actionKind{name: "restart", usage: "Stop and start apps again (a config file's apps take its current spec)", action: api.ActionRestart, updateEnv: true}
-	actionReload  = actionKind{name: "reload", usage: "Restart apps (rolling, zero-downtime reload comes with cluster mode)", action: api.ActionRestart, updateEnv: true}
+	actionReload  = actionKind{name: "reload", usage: "Replace apps' processes one slot at a time, each new one ready before the old one stops (zero downtime)", action: api.ActionReload, updateEnv: true}
 	actionDelete  = actionKind{name: "delete", aliases: []string{"del"}, usage: "Stop apps and remove them from the list", action: api.ActionDelete}
 	actionReset   = actionKind{name: "reset", usage: "Set apps' restart counters to zero", action: api.ActionReset}
 )
@@ -46,6 +47,7 @@ func newAction(env *Env, k actionKind) *ucli.Command {
 			}
 			args := c.Args().Slice()
 			req := api.ActionRequest{Targets: args}
+			var missing []api.AppSpec
 			if len(args) == 1 && config.IsConfigFile(args[0]) && fileExists(args[0], env.IO.Cwd) {
 				f, err := config.Load(args[0], config.Options{Cwd: env.IO.Cwd, Environ: env.IO.Environ, EnvName: c.String("env"), Only: onlyFlag(c)})
 				if err != nil {
@@ -58,8 +60,15 @@ func newAction(env *Env, k actionKind) *ucli.Command {
 				for _, s := range f.Apps {
 					req.Targets = append(req.Targets, s.Name)
 				}
-				if k.action == api.ActionRestart {
+				if k.action == api.ActionRestart || k.action == api.ActionReload {
 					req.Specs = f.Apps
+				}
+				if k.action == api.ActionReload || k.action == api.ActionRestart {
+					// pm2's startOrReload: apps of the file that do not
+					// run yet are started.
+					if req.Targets, req.Specs, missing, err = splitMissing(ctx, env, f.Apps); err != nil {
+						return err
+					}
 				}
 			}
 			if k.updateEnv && c.Bool("update-env") {
@@ -70,10 +79,22 @@ func newAction(env *Env, k actionKind) *ucli.Command {
 			if err != nil {
 				return err
 			}
+			var started []api.AppInfo
+			if len(missing) > 0 {
+				r, err := cl.Start(ctx, api.StartRequest{Apps: missing})
+				if err != nil {
+					return err
+				}
+				started = r.Apps
+			}
+			if len(req.Targets) == 0 {
+				return printApps(env.IO, started)
+			}
 			res, err := cl.Act(ctx, k.action, req)
 			if err != nil {
 				return err
 			}
+			res.Apps = append(started, res.Apps...)
 			if k.action == api.ActionDelete {
 				for _, t := range req.Targets {
 					fmt.Fprintf(env.IO.Out, "deleted %s\n", t)
@@ -159,6 +180,59 @@ func newReloadLogs(env *Env) *ucli.Command {
 			}
 			fmt.Fprintln(env.IO.Out, "log files reopened")
 			return nil
+		},
+	}
+}
+
+// splitMissing splits a config file's apps into those the daemon runs
+// (targets, with their specs) and those it does not have yet.
+func splitMissing(ctx context.Context, env *Env, apps []api.AppSpec) (targets []string, specs, missing []api.AppSpec, err error) {
+	cl, err := env.Client(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	have, err := cl.List(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	known := map[string]bool{}
+	for _, a := range have {
+		known[a.Name] = true
+	}
+	for _, s := range apps {
+		if known[s.Name] {
+			targets = append(targets, s.Name)
+			specs = append(specs, s)
+		} else {
+			missing = append(missing, s)
+		}
+	}
+	return targets, specs, missing, nil
+}
+
+func newScale(env *Env) *ucli.Command {
+	return &ucli.Command{
+		Name:          "scale",
+		Usage:         "Set an app's number of instances: N, +N (add) or -N (remove); the others keep running",
+		ArgsUsage:     "<app|id> <N|+N|-N>",
+		ShellComplete: completeApps(env),
+		Action: func(ctx context.Context, c *ucli.Command) error {
+			if err := needArgs(c, 2, 2); err != nil {
+				return err
+			}
+			app, how := c.Args().Get(0), c.Args().Get(1)
+			if _, err := strconv.Atoi(how); err != nil {
+				return usagef("scale %s to %q: give a number, +N or -N", app, how)
+			}
+			cl, err := env.Client(ctx)
+			if err != nil {
+				return err
+			}
+			res, err := cl.Act(ctx, api.ActionScale, api.ActionRequest{Targets: []string{app}, Instances: how})
+			if err != nil {
+				return err
+			}
+			return printApps(env.IO, res.Apps)
 		},
 	}
 }

@@ -157,7 +157,7 @@ func newEnvCmd(env *Env) *ucli.Command {
 			if err != nil {
 				return err
 			}
-			for _, kv := range api.InstanceEnv(&apps[0].Spec, slot, home) {
+			for _, kv := range api.InstanceEnv(&apps[0].Spec, slot, home, nil) {
 				fmt.Fprintln(env.IO.Out, kv)
 			}
 			return nil

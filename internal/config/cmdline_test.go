@@ -42,6 +42,9 @@ func TestFromCommandLine(t *testing.T) {
 		s.Interpreter, s.InterpreterArgs = f.node, []string{"--inspect", "--max-old-space-size=64"}
 		s.Command = []string{f.node, "--inspect", "--max-old-space-size=64", app, "--verbose", "two words"}
 		s.Instances = runtime.NumCPU()
+		if s.Instances > 1 {
+			s.ExecMode = "cluster" // -i implies cluster mode, as in pm2
+		}
 		s.KillTimeout = api.Duration(3 * time.Second)
 		s.KillSignal = "SIGTERM"
 		s.Autorestart = false

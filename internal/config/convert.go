@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/rawnet"
 )
 
 // The converters below report a wrong value at the value and return the
@@ -284,4 +285,39 @@ func (d *decoder) cron(m *member, v *val) string {
 		d.r.errorf(v.at, "%q must be a cron expression with 5 or 6 fields (or @hourly, @daily...), got %q", m.key, t)
 	}
 	return t
+}
+
+// listen reads the addresses the daemon binds for the app: one address or
+// a list ("3000", "127.0.0.1:3000", "[::1]:8080", "/run/app.sock").
+func (d *decoder) listen(m *member, v *val, s *api.AppSpec) {
+	var items []*val
+	switch v.kind {
+	case kindList:
+		items = v.list
+	case kindString, kindNumber:
+		for _, w := range strings.Split(v.text, ",") {
+			items = append(items, &val{kind: kindString, text: strings.TrimSpace(w), at: v.at})
+		}
+	default:
+		d.r.errorf(v.at, "%q must be an address or a list of addresses, got %s", m.key, v.describe())
+		return
+	}
+	seen := map[string]bool{}
+	for _, e := range items {
+		if e.kind != kindString && e.kind != kindNumber {
+			d.r.errorf(e.at, "%q must be a list of addresses, got %s in it", m.key, e.describe())
+			continue
+		}
+		a, err := rawnet.ParseAddr(e.text)
+		if err != nil {
+			d.r.errorf(e.at, "%q: %v", m.key, err)
+			continue
+		}
+		if seen[a.String()] {
+			d.r.errorf(e.at, "%q: %s is given twice", m.key, a)
+			continue
+		}
+		seen[a.String()] = true
+		s.Listen = append(s.Listen, a.String())
+	}
 }

@@ -81,6 +81,7 @@ func knownKeys() []string {
 		"name", "namespace", "script", "exec", "cmd", "command", "args", "interpreter",
 		"exec_interpreter", "interpreter_args", "node_args", "interpreterArgs", "cwd", "instances",
 		"exec_mode", "autostart", "env", "filter_env", "instance_var", "increment_var", "port",
+		"listen", "balance", "proxy_protocol", "max_surge", "ready", "watchdog",
 		"autorestart", "max_restarts", "min_uptime", "restart_delay", "exp_backoff_restart_delay",
 		"stop_exit_codes", "kill_timeout", "kill_signal", "shutdown_with_message", "wait_ready",
 		"listen_timeout", "out_file", "out", "output", "out_log", "error_file", "error", "err",
@@ -183,6 +184,34 @@ func (d *decoder) set(a *draft, m *member) {
 		} else {
 			d.r.errorf(v.at, "%q must be a port number (1 to 65535), got %s", m.key, v.describe())
 		}
+	case "listen":
+		d.listen(m, v, s)
+	case "balance":
+		s.Balance = d.str(m, v)
+		switch s.Balance {
+		case api.BalanceReusePort, api.BalanceShared, api.BalanceProxy:
+		default:
+			d.r.errorf(v.at, "%q must be %q, %q or %q, got %s", m.key, api.BalanceReusePort, api.BalanceShared, api.BalanceProxy, v.describe())
+		}
+	case "proxy_protocol":
+		s.ProxyProtocol = d.boolean(m, v)
+	case "max_surge":
+		s.MaxSurge = d.count(m, v)
+		if s.MaxSurge == 0 {
+			d.r.errorf(v.at, "%q must be at least 1", m.key)
+		}
+	case "ready":
+		s.Ready = d.str(m, v)
+		if u, ok := strings.CutPrefix(s.Ready, "http:"); ok && (strings.HasPrefix(u, "/") || strings.HasPrefix(u, "//")) {
+			break
+		}
+		switch s.Ready {
+		case api.ReadyAuto, api.ReadyNotify, api.ReadyTCP:
+		default:
+			d.r.errorf(v.at, "%q must be \"auto\", \"notify\", \"tcp\", \"http:/path\" or an http:// URL, got %s", m.key, v.describe())
+		}
+	case "watchdog":
+		s.Watchdog = d.duration(m, v)
 	case "autorestart":
 		s.Autorestart = d.boolean(m, v)
 	case "max_restarts":

@@ -5,9 +5,11 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/rawnet"
 )
 
 // user is what the CLI knows about the user's side, read once from
@@ -223,6 +225,8 @@ func (rs *resolver) resolve(a *draft) (api.AppSpec, bool) {
 		s.LogFile = rs.u.abs(s.Cwd, s.LogFile)
 	}
 
+	cluster(&s)
+
 	if rs.r.count > before {
 		return s, false
 	}
@@ -360,4 +364,52 @@ func defaultName(s *api.AppSpec) string {
 		return n
 	}
 	return base
+}
+
+// cluster completes the fields of cluster mode (docs/cluster.md): port
+// and listen name each other; an app with a port gets a balancing mode by
+// kind. A Node.js app gets reuseport, which tend's preload makes work with
+// an unmodified listen(PORT). Any other program gets the proxy, the one
+// mode that works with a program that only reads $PORT; programs that
+// take sockets the systemd way (LISTEN_FDS) can choose reuseport or shared.
+func cluster(s *api.AppSpec) {
+	if s.Port > 0 && len(s.Listen) == 0 {
+		s.Listen = []string{":" + strconv.Itoa(s.Port)}
+	}
+	if s.Port == 0 {
+		for _, l := range s.Listen {
+			if a, err := rawnet.ParseAddr(l); err == nil && !a.Unix() {
+				s.Port = a.Port
+				break
+			}
+		}
+	}
+	if len(s.Listen) > 0 && s.Balance == "" {
+		s.Balance = api.BalanceProxy
+		if IsNode(s) {
+			s.Balance = api.BalanceReusePort
+		}
+	}
+	if len(s.Listen) > 0 || s.Instances > 1 {
+		s.ExecMode = "cluster"
+	}
+}
+
+// IsNode reports whether the app runs on Node.js: a node interpreter, or a
+// program that is node or one of its package managers (npm start).
+func IsNode(s *api.AppSpec) bool {
+	for _, p := range []string{s.Interpreter, firstOf(s.Command)} {
+		switch filepath.Base(p) {
+		case "node", "nodejs", "npm", "npx", "yarn", "pnpm":
+			return true
+		}
+	}
+	return false
+}
+
+func firstOf(l []string) string {
+	if len(l) == 0 {
+		return ""
+	}
+	return l[0]
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -23,6 +24,8 @@ import (
 	"github.com/tend-pm/tend/internal/applog"
 	"github.com/tend-pm/tend/internal/clock"
 	"github.com/tend-pm/tend/internal/logs"
+	"github.com/tend-pm/tend/internal/nodeshim"
+	"github.com/tend-pm/tend/internal/notify"
 	"github.com/tend-pm/tend/internal/proc"
 	"github.com/tend-pm/tend/internal/socket"
 	"github.com/tend-pm/tend/internal/state"
@@ -124,10 +127,34 @@ func Run(ctx context.Context, o Options) (err error) {
 	router := applog.NewRouter(filepath.Join(home, LogsDir), clk, log)
 	var sup *supervisor.Supervisor
 	reaper := proc.NewReaper(func() { sup.OnReap() })
-	sup = supervisor.New(supervisor.Deps{
+	deps := supervisor.Deps{
 		Clock: clk, Reaper: reaper, Logs: router, Home: home, Log: log,
 		Store: state.NewStore(filepath.Join(home, StateFile)),
-	})
+		Exe:   selfExe(),
+	}
+	// Readiness messages: a missing notify socket or preload costs apps
+	// their fast readiness (they fall back to listen_timeout), not their
+	// start, so neither is fatal.
+	nl, err := notify.Listen(filepath.Join(home, notify.Name), os.Getuid())
+	if err != nil {
+		log.Warn("no NOTIFY_SOCKET for instances", "err", err)
+	} else {
+		defer nl.Close()
+		deps.NotifySocket = nl.Path()
+	}
+	if p, err := installPreload(filepath.Join(home, "node")); err != nil {
+		log.Warn("no Node.js preload for instances", "err", err)
+	} else {
+		deps.NodePreload = p
+	}
+	sup = supervisor.New(deps)
+	if nl != nil {
+		go nl.Serve(func(pid int, msg string) {
+			if err := sup.Notify(pid, msg); err != nil {
+				log.Debug("notify", "pid", pid, "err", err)
+			}
+		})
+	}
 	go reaper.Run(ctx)
 	if err := sup.Restore(st); err != nil {
 		_ = ln.Close()
@@ -194,6 +221,18 @@ func (d *daemon) Ping() api.Ping {
 }
 
 func (d *daemon) List() []api.AppInfo { return d.sup.List() }
+
+func (d *daemon) Notify(pid int, msg string) error { return d.sup.Notify(pid, msg) }
+
+// selfExe is this binary, for the exec wrapper. On Linux /proc/self/exe
+// still executes it after the file on disk was replaced by an upgrade.
+func selfExe() string {
+	if runtime.GOOS == "linux" {
+		return "/proc/self/exe"
+	}
+	exe, _ := os.Executable()
+	return exe
+}
 
 func (d *daemon) Describe(target string) ([]api.AppDetail, error) { return d.sup.Describe(target) }
 
@@ -320,4 +359,12 @@ func writePID(f *os.File) error {
 	}
 	_, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return err
+}
+
+// installPreload writes tend's Node.js preload script into dir.
+func installPreload(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return nodeshim.Install(dir)
 }

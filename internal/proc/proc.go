@@ -25,6 +25,8 @@ import (
 
 // Cmd describes a process to start.
 type Cmd struct {
+	// Path is the program to execute; empty means Argv[0].
+	Path string
 	Argv []string
 	Dir  string
 	Env  []string
@@ -107,7 +109,11 @@ func (r *Reaper) Start(c Cmd, onExit func(Exit)) (int, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	pid, err := syscall.ForkExec(c.Argv[0], c.Argv, attr)
+	path := c.Path
+	if path == "" {
+		path = c.Argv[0]
+	}
+	pid, err := syscall.ForkExec(path, c.Argv, attr)
 	if err != nil {
 		return 0, fmt.Errorf("start %s: %w", c.Argv[0], err)
 	}

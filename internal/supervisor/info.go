@@ -57,6 +57,10 @@ func (s *Supervisor) infos(apps []*app) []api.AppInfo {
 			ii := api.InstanceInfo{
 				Slot: in.slot, PID: in.pid, Status: in.status, Restarts: in.restarts,
 				Unstable: in.unstable, LastExit: in.lastExit, NextRestart: in.nextRestart, Reason: in.reason,
+				Ready: in.ready, AppStatus: in.appStatus, Port: in.port,
+			}
+			for _, p := range in.proxies() {
+				ii.Conns += p.Conns(in.run)
 			}
 			if in.pid > 0 {
 				ii.Started = in.started

@@ -31,6 +31,26 @@ type instance struct {
 	startTicks uint64
 	started    time.Time
 
+	// run identifies the current process of the instance among every
+	// process the supervisor started: timers and probes of an earlier
+	// process check it, and the proxy knows backends by it.
+	run uint64
+	// port is the private port of the process, in proxy mode.
+	port int
+
+	// Readiness of the current process (ready.go).
+	ready         bool
+	appStatus     string
+	readyTimer    clock.Timer
+	watchdogTimer clock.Timer
+	// onReady, if set, is told once whether the process became ready:
+	// a reload waits on it.
+	onReady func(error)
+	// candidate marks a new process a reload started next to the slot's
+	// running one: if it ends before it is ready, it is not restarted, the
+	// reload fails instead.
+	candidate bool
+
 	restarts int
 	unstable int
 	backoff  time.Duration
@@ -64,6 +84,9 @@ type instance struct {
 // the first error of a process that could not be started at all; the
 // instance is then errored, with the reason.
 func (s *Supervisor) startLocked(a *app) error {
+	if err := s.openSocketsLocked(a); err != nil {
+		return err
+	}
 	a.running = true
 	var first error
 	for _, in := range a.insts {
@@ -92,6 +115,10 @@ func (s *Supervisor) spawnLocked(in *instance) error {
 	a := in.app
 	spec := &a.spec
 	in.status, in.reason = api.StatusLaunching, ""
+	l, err := s.launchLocked(in)
+	if err != nil {
+		return err
+	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -105,8 +132,18 @@ func (s *Supervisor) spawnLocked(in *instance) error {
 	cmd := proc.Cmd{
 		Argv:  spec.Command,
 		Dir:   spec.Cwd,
-		Env:   api.InstanceEnv(spec, in.slot, s.deps.Home),
-		Files: []*os.File{nil, outW, errW},
+		Env:   envFor(spec, in.slot, s.deps.Home, l),
+		Files: append([]*os.File{nil, outW, errW}, l.files...),
+	}
+	if l.wrap {
+		if err := checkExecutable(spec.Command[0]); err != nil {
+			outR.Close()
+			outW.Close()
+			errR.Close()
+			errW.Close()
+			return err
+		}
+		cmd = proc.Wrap(s.deps.Exe, cmd)
 	}
 	pid, err := s.deps.Reaper.Start(cmd, func(e proc.Exit) { s.onExit(in, e) })
 	// The child has its copies; the daemon keeps only the read ends, so
@@ -129,8 +166,31 @@ func (s *Supervisor) spawnLocked(in *instance) error {
 	}
 	in.cpuPrev, in.cpuAt, in.cpuLast, in.cpuValid = 0, time.Now(), 0, false
 	in.status = api.StatusOnline
+	s.runs++
+	in.run, in.port, in.ready, in.appStatus = s.runs, l.port, false, ""
+	in.proxyAddLocked()
+	s.armReadyLocked(in)
 	s.deps.Log.Info("started", "app", spec.Name, "instance", in.slot, "pid", pid)
 	return nil
+}
+
+// checkExecutable refuses, before the exec wrapper runs, a program that
+// cannot be executed, so the user gets the error at `tend start` as
+// without the wrapper.
+func checkExecutable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
+		return &os.PathError{Op: "exec", Path: path, Err: syscall.EACCES}
+	}
+	return nil
+}
+
+// exitBySignal is the exit of a process killed by sig.
+func exitBySignal(sig syscall.Signal) proc.Exit {
+	return proc.Exit{Status: syscall.WaitStatus(sig)}
 }
 
 // autoSpawnLocked starts in again on the restart policy's behalf. A
@@ -162,8 +222,25 @@ func (s *Supervisor) onExit(in *instance, e proc.Exit) {
 		in.lastExit.Signal = api.SignalName(sig)
 	}
 	in.pid = 0
+	wasReady := in.ready
+	s.resetReadyLocked(in)
 	a := in.app
 	s.deps.Log.Info("exited", "app", a.spec.Name, "instance", in.slot, "pid", e.PID, "how", e.String(), "uptime", uptime)
+	if !wasReady {
+		in.settleLocked(fmt.Errorf("it %s before it was ready", e))
+	}
+	if in.candidate && !in.stopping {
+		// A reload's new process that failed: the reload reports it and
+		// the old process keeps serving; nothing restarts it.
+		in.status, in.reason = api.StatusErrored, fmt.Sprintf("new process %s before it was ready", e)
+		if len(s.strayMembersLocked(takeSnapshot(), in)) == 0 {
+			in.pgid = 0
+		} else {
+			s.beginStopLocked(in, in.reason, nil)
+		}
+		s.mu.Unlock()
+		return
+	}
 	if in.stopping {
 		s.checkStoppedLocked(in, lazySnapshot())
 		s.mu.Unlock()

@@ -92,7 +92,7 @@ func hasMarkers(pid int, markers [][]byte) bool {
 func (s *Supervisor) strayMembersLocked(snap *snapshot, in *instance) []member {
 	groups := map[int]bool{}
 	for _, a := range s.apps {
-		for _, other := range a.insts {
+		for _, other := range a.allInstances() {
 			if other != in && other.pgid != 0 {
 				groups[other.pgid] = true
 			}

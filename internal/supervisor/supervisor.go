@@ -19,6 +19,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -57,6 +58,15 @@ type Deps struct {
 	// Home is TEND_HOME, given to instances.
 	Home string
 	Log  *slog.Logger
+	// Exe is the tend binary, run as the exec wrapper in front of
+	// instances that get sockets (see proc.Wrap).
+	Exe string
+	// NotifySocket is the NOTIFY_SOCKET path given to instances; empty
+	// gives none.
+	NotifySocket string
+	// NodePreload is the path of tend's Node.js preload script, given to
+	// instances that get sockets; empty gives none.
+	NodePreload string
 }
 
 // Supervisor owns every app.
@@ -67,6 +77,7 @@ type Supervisor struct {
 	apps    []*app // in id order
 	nextID  int
 	gen     uint64 // snapshot counter for Store
+	runs    uint64 // processes started, for instance.run
 	closing bool   // Shutdown has begun: nothing new starts
 	// scan caches the last full process table, used to find the members
 	// of each instance's process tree for the figures of `tend ls`.
@@ -84,6 +95,14 @@ type app struct {
 	deleted bool
 	logs    AppLogs
 	insts   []*instance
+	// extra are processes outside the slots: a reload's new process
+	// before it takes its slot, an old one being stopped after, a slot
+	// being scaled away.
+	extra []*instance
+	// socks are the app's listening sockets, while it runs.
+	socks *sockets
+	// reloading is set while a reload runs; a second one is refused.
+	reloading bool
 }
 
 // New returns a Supervisor with no apps.
@@ -107,7 +126,7 @@ func (s *Supervisor) OnReap() {
 	defer s.mu.Unlock()
 	snap := lazySnapshot()
 	for _, a := range s.apps {
-		for _, in := range a.insts {
+		for _, in := range a.allInstances() {
 			if in.stopping && in.pid == 0 {
 				s.checkStoppedLocked(in, snap)
 			}
@@ -301,6 +320,20 @@ func (s *Supervisor) Act(ctx context.Context, action string, req api.ActionReque
 			specs[req.Specs[i].Name] = &req.Specs[i]
 		}
 		fn = func(a *app) error { return s.restartApp(a, specs[a.spec.Name], req) }
+	case api.ActionReload:
+		specs := map[string]*api.AppSpec{}
+		for i := range req.Specs {
+			if err := req.Specs[i].Validate(); err != nil {
+				return nil, err
+			}
+			specs[req.Specs[i].Name] = &req.Specs[i]
+		}
+		fn = func(a *app) error { return s.reloadApp(a, specs[a.spec.Name], req) }
+	case api.ActionScale:
+		if _, err := strconv.Atoi(strings.TrimSpace(req.Instances)); err != nil {
+			return nil, fmt.Errorf("scale to %q: give a number, +N or -N: %w", req.Instances, api.ErrInvalid)
+		}
+		fn = func(a *app) error { return s.scaleApp(a, req.Instances) }
 	case api.ActionDelete:
 		fn = s.deleteApp
 	case api.ActionReset:
@@ -334,6 +367,9 @@ func (s *Supervisor) stopApp(a *app) error {
 	a.op.Lock()
 	defer a.op.Unlock()
 	s.stopAll(a, "stopped by `tend stop`", false)
+	s.mu.Lock()
+	s.closeSocketsLocked(a)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -347,7 +383,7 @@ func (s *Supervisor) stopAll(a *app, why string, wanted bool) {
 		a.running = false
 	}
 	var waits []<-chan struct{}
-	for _, in := range a.insts {
+	for _, in := range a.allInstances() {
 		waits = append(waits, s.stopLocked(in, why))
 	}
 	s.mu.Unlock()
@@ -360,6 +396,7 @@ func (s *Supervisor) stopAll(a *app, why string, wanted bool) {
 // caller holds a.op.
 func (s *Supervisor) remove(a *app) {
 	s.mu.Lock()
+	s.closeSocketsLocked(a)
 	lg := s.removeLocked(a)
 	s.mu.Unlock()
 	s.closeLogs(lg)
@@ -372,6 +409,11 @@ func (s *Supervisor) remove(a *app) {
 func (s *Supervisor) restartApp(a *app, spec *api.AppSpec, req api.ActionRequest) error {
 	a.op.Lock()
 	defer a.op.Unlock()
+	return s.restartLocked(a, spec, req)
+}
+
+// restartLocked is restartApp with a.op held.
+func (s *Supervisor) restartLocked(a *app, spec *api.AppSpec, req api.ActionRequest) error {
 	var newLogs AppLogs
 	if spec != nil {
 		lg, err := s.deps.Logs.Open(spec)
@@ -402,6 +444,10 @@ func (s *Supervisor) restartApp(a *app, spec *api.AppSpec, req api.ActionRequest
 		return nil
 	}
 	if spec != nil {
+		if !rollable(&a.spec, spec) {
+			// New addresses or slots: bind afresh (nothing runs now).
+			s.closeSocketsLocked(a)
+		}
 		oldLogs = a.logs
 		a.logs, a.spec = newLogs, *spec
 		for len(a.insts) < spec.Instances {
@@ -499,6 +545,9 @@ func (s *Supervisor) Shutdown(keepState bool) {
 			a.op.Lock()
 			defer a.op.Unlock()
 			s.stopAll(a, "the daemon is shutting down", true)
+			s.mu.Lock()
+			s.closeSocketsLocked(a)
+			s.mu.Unlock()
 			if !keepState {
 				s.remove(a)
 			}
@@ -527,7 +576,7 @@ func (s *Supervisor) snapshotLocked() *state.File {
 	f := &state.File{NextID: s.nextID}
 	for _, a := range s.apps {
 		sa := state.App{ID: a.id, Created: a.created, Running: a.running, Spec: a.spec}
-		for _, in := range a.insts {
+		for _, in := range a.allInstances() {
 			if in.pid > 0 {
 				sa.Instances = append(sa.Instances, state.Instance{Slot: in.slot, PID: in.pid, StartTicks: in.startTicks, Restarts: in.restarts})
 			}

@@ -33,6 +33,14 @@
 //	write FILE TEXT    write TEXT to FILE
 //	busy DURATION      burn CPU for DURATION
 //	waitfile FILE      wait until FILE exists (the test says when to go on)
+//	serve HOW          serve HTTP ("ok <pid> <TAG>", TAG from $TAG) until
+//	                   SIGINT/SIGTERM, then drain gracefully (see serve.go);
+//	                   HOW is "fds" (LISTEN_FDS, checking LISTEN_PID),
+//	                   "port" ($PORT), or "fds-silent"/"port-silent" (never
+//	                   send READY=1)
+//	notify MSG         send MSG (e.g. READY=1) to $NOTIFY_SOCKET
+//	watchdog N         send WATCHDOG=1 N times, every half WATCHDOG_USEC,
+//	                   then stop sending (a hung program)
 //	httpget SOCK PATH FILE  GET PATH over the unix socket SOCK and write the
 //	                   status line and body to FILE (a client as another
 //	                   user, for permission tests)
@@ -90,7 +98,7 @@ func run(args []string) error {
 		verb := args[0]
 		var n int
 		switch verb {
-		case "print", "stderr", "nonl", "bigline", "sleep", "exit", "ignore", "pid", "spawn", "spawnsid", "daemonize", "env", "busy", "waitfile":
+		case "print", "stderr", "nonl", "bigline", "sleep", "exit", "ignore", "pid", "spawn", "spawnsid", "daemonize", "env", "busy", "waitfile", "serve", "notify", "watchdog":
 			n = 1
 		case "lines", "trap", "write":
 			n = 2
@@ -112,6 +120,16 @@ func run(args []string) error {
 
 func do(verb string, a []string) error {
 	switch verb {
+	case "serve":
+		return serve(a[0])
+	case "notify":
+		return Notify(a[0])
+	case "watchdog":
+		n, err := strconv.Atoi(a[0])
+		if err != nil {
+			return err
+		}
+		return watchdog(n)
 	case "print":
 		_, err := fmt.Fprintln(os.Stdout, a[0])
 		return err

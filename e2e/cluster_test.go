@@ -1,0 +1,332 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/loadgen"
+	"github.com/tend-pm/tend/internal/rawnet"
+	"github.com/tend-pm/tend/internal/testproc"
+)
+
+// Cluster mode under load. Every test here runs real instances behind a
+// real port held by a real daemon, with clients that never retry, and
+// asserts zero failed requests where tend promises zero.
+
+// freePort returns a TCP port nothing listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	p, err := rawnet.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// load runs clients against port until stopped: keep-alive and a new
+// connection per request at once.
+type load struct {
+	runners []*loadgen.Runner
+}
+
+func startLoad(t *testing.T, port int) *load {
+	t.Helper()
+	dial := func(ctx context.Context) (loadgen.Conn, error) {
+		f, err := rawnet.Dial(ctx, rawnet.Addr{Host: "127.0.0.1", Port: port})
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
+	l := &load{}
+	for _, keep := range []bool{true, false} {
+		r, err := loadgen.Start(context.Background(), loadgen.Config{Dial: dial, Connections: 4, KeepAlive: keep, Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.runners = append(l.runners, r)
+	}
+	t.Cleanup(func() { l.stop() })
+	// Some requests must have succeeded before anything is changed.
+	waitFor(t, "the first responses", func() bool {
+		for _, r := range l.runners {
+			if r.Snapshot().OK == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return l
+}
+
+// stop ends the load and returns the keep-alive and the close results.
+func (l *load) stop() []loadgen.Result {
+	var out []loadgen.Result
+	for _, r := range l.runners {
+		out = append(out, r.Stop())
+	}
+	return out
+}
+
+// requireNoFailures stops the load and fails the test on any failure.
+func (l *load) requireNoFailures(t *testing.T) []loadgen.Result {
+	t.Helper()
+	res := l.stop()
+	for i, r := range res {
+		mode := []string{"keep-alive", "new connection per request"}[i]
+		if r.Failed() > 0 || r.OK == 0 {
+			t.Errorf("%s: %d ok, %d failed %v; first failures: %v", mode, r.OK, r.Failed(), r.Failures, r.FailureSamples)
+		} else {
+			t.Logf("%s: %d requests, 0 failed, p50 %v p99 %v", mode, r.OK, r.P50, r.P99)
+		}
+	}
+	return res
+}
+
+// pids returns the instance pids of app, in slot order.
+func (e *env) pids(name string) []int {
+	var out []int
+	for _, in := range e.app(name).Instances {
+		out = append(out, in.PID)
+	}
+	return out
+}
+
+// waitReady waits until every instance of app runs and is ready.
+func (e *env) waitReady(name string) api.AppInfo {
+	e.t.Helper()
+	var a api.AppInfo
+	waitFor(e.t, name+" to be ready", func() bool {
+		a = e.app(name)
+		for _, in := range a.Instances {
+			if in.Status != api.StatusOnline || !in.Ready {
+				return false
+			}
+		}
+		return len(a.Instances) > 0
+	})
+	return a
+}
+
+// writeConfig writes a tend.json with apps and returns its path.
+func (e *env) writeConfig(name string, apps ...map[string]any) string {
+	e.t.Helper()
+	b, err := json.Marshal(map[string]any{"apps": apps})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p := filepath.Join(e.dir, name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+// serveApp is the config of this test binary serving HTTP (testproc's
+// "serve" verb) on port.
+func serveApp(name, how string, port int, extra map[string]any) map[string]any {
+	app := map[string]any{
+		"name": name, "script": testproc.Command()[0], "args": []string{"serve", how},
+		"instances": 2, "port": port, "kill_timeout": "5s",
+	}
+	for k, v := range extra {
+		app[k] = v
+	}
+	return app
+}
+
+func reloadUnderLoad(t *testing.T, e *env, name string, port, reloads int) {
+	t.Helper()
+	before := e.pids(name)
+	l := startLoad(t, port)
+	for i := range reloads {
+		if out, errs, code := e.run("reload", name); code != 0 {
+			t.Fatalf("reload %d: exit %d\n%s%s", i+1, code, out, errs)
+		}
+	}
+	res := l.requireNoFailures(t)
+	after := e.waitReady(name)
+	for _, in := range after.Instances {
+		if slices.Contains(before, in.PID) {
+			t.Errorf("slot %d still runs pid %d from before the reloads", in.Slot, in.PID)
+		}
+		if in.Restarts != reloads {
+			t.Errorf("slot %d: %d restarts after %d reloads", in.Slot, in.Restarts, reloads)
+		}
+	}
+	if tags := len(res[1].ByTag); tags < 2*reloads/2 {
+		t.Errorf("responses came from %d distinct processes over %d reloads of 2 instances: %v", tags, reloads, res[1].ByTag)
+	}
+}
+
+// TestReloadGoListenFDs: a Go program taking its socket the systemd way
+// (LISTEN_FDS, LISTEN_PID checked against its own pid), with each
+// daemon-held balancing mode.
+func TestReloadGoListenFDs(t *testing.T) {
+	for _, balance := range []string{api.BalanceReusePort, api.BalanceShared} {
+		t.Run(balance, func(t *testing.T) {
+			e := newEnv(t)
+			port := freePort(t)
+			cfg := e.writeConfig("tend.json", serveApp("go", "fds", port, map[string]any{"balance": balance, "ready": "notify"}))
+			e.ok("start", cfg)
+			e.waitReady("go")
+			reloadUnderLoad(t, e, "go", port, 20)
+		})
+	}
+}
+
+// TestReloadProxy: a program that only knows $PORT, through the proxy.
+func TestReloadProxy(t *testing.T) {
+	e := newEnv(t)
+	port := freePort(t)
+	cfg := e.writeConfig("tend.json", serveApp("px", "port", port, nil))
+	e.ok("start", cfg)
+	a := e.waitReady("px")
+	for _, in := range a.Instances {
+		if in.Port == 0 || in.Port == port {
+			t.Fatalf("slot %d: private port %d (public %d)", in.Slot, in.Port, port)
+		}
+	}
+	reloadUnderLoad(t, e, "px", port, 20)
+}
+
+// nodeServer is an unmodified Node.js server: it knows nothing of tend.
+const nodeServer = `const http = require('node:http');
+http.createServer((req, res) => res.end('ok ' + process.pid + '\n')).listen(process.env.PORT || 3000);
+`
+
+// TestReloadNode: an unmodified node:http server, run by tend's preload
+// on the daemon's sockets.
+func TestReloadNode(t *testing.T) {
+	e := newEnv(t)
+	port := freePort(t)
+	script := filepath.Join(e.dir, "server.js")
+	if err := os.WriteFile(script, []byte(nodeServer), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("start", script, "-i", "2", "--port", strconv.Itoa(port), "--name", "node")
+	a := e.waitReady("node")
+	if a.Instances[0].Ready != true {
+		t.Fatal("not ready")
+	}
+	reloadUnderLoad(t, e, "node", port, 20)
+}
+
+// TestKillOneInstanceUnderLoad: SIGKILL of one instance refuses nothing,
+// and fails at most the requests that instance had taken.
+func TestKillOneInstanceUnderLoad(t *testing.T) {
+	e := newEnv(t)
+	port := freePort(t)
+	e.ok("start", e.writeConfig("tend.json", serveApp("k", "fds", port, map[string]any{"balance": api.BalanceReusePort})))
+	e.waitReady("k")
+	l := startLoad(t, port)
+	victim := e.pids("k")[0]
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a new process in slot 0", func() bool {
+		in := e.app("k").Instances[0]
+		return in.PID != victim && in.Ready
+	})
+	for _, r := range l.stop() {
+		if r.Failures[loadgen.Refused] > 0 || r.Failures[loadgen.Timeout] > 0 {
+			t.Errorf("refused or timed out after a kill: %v %v", r.Failures, r.FailureSamples)
+		}
+		// Each of the 4 clients had at most one request (or one idle
+		// kept-alive connection) with the killed process.
+		if r.Failed() > 4 {
+			t.Errorf("%d failures after killing one instance, more than its 4 possible connections: %v", r.Failed(), r.FailureSamples)
+		}
+		if r.OK == 0 {
+			t.Error("no request succeeded")
+		}
+	}
+}
+
+// TestReloadNeverReady: a new version that never says it is ready fails
+// the reload with a non-zero exit; the old processes keep serving.
+func TestReloadNeverReady(t *testing.T) {
+	e := newEnv(t)
+	port := freePort(t)
+	v1 := e.writeConfig("v1.json", serveApp("nr", "fds", port, map[string]any{"ready": "notify", "listen_timeout": "1s", "balance": "reuseport"}))
+	e.ok("start", v1)
+	old := e.waitReady("nr")
+	v2 := e.writeConfig("v2.json", serveApp("nr", "fds-silent", port, map[string]any{"ready": "notify", "listen_timeout": "1s", "balance": "reuseport"}))
+	l := startLoad(t, port)
+	out, errs, code := e.run("reload", v2)
+	if code == 0 {
+		t.Fatalf("reload to a version that is never ready succeeded:\n%s", out)
+	}
+	if !strings.Contains(errs, "slot 0") || !strings.Contains(errs, "not ready after 1s") {
+		t.Errorf("the error does not say which slot failed and why: %s", errs)
+	}
+	l.requireNoFailures(t)
+	now := e.waitReady("nr")
+	for i, in := range now.Instances {
+		if in.PID != old.Instances[i].PID {
+			t.Errorf("slot %d: pid %d, want the old %d still serving", i, in.PID, old.Instances[i].PID)
+		}
+	}
+	if n := len(processes("fds-silent")); n != 0 {
+		t.Errorf("%d processes of the failed version are left", n)
+	}
+}
+
+// TestScaleUnderLoad: adding and removing instances fails no request, in
+// each balancing mode.
+func TestScaleUnderLoad(t *testing.T) {
+	for _, c := range []struct{ balance, how string }{
+		{api.BalanceReusePort, "fds"}, {api.BalanceShared, "fds"}, {api.BalanceProxy, "port"},
+	} {
+		t.Run(c.balance, func(t *testing.T) {
+			e := newEnv(t)
+			port := freePort(t)
+			e.ok("start", e.writeConfig("tend.json", serveApp("sc", c.how, port, map[string]any{"balance": c.balance})))
+			e.waitReady("sc")
+			l := startLoad(t, port)
+			for _, step := range []struct {
+				how  string
+				want int
+			}{{"4", 4}, {"-3", 1}, {"+2", 3}, {"1", 1}} {
+				e.ok("scale", "sc", step.how)
+				if a := e.waitReady("sc"); len(a.Instances) != step.want {
+					t.Fatalf("scale %s: %d instances, want %d", step.how, len(a.Instances), step.want)
+				}
+			}
+			l.requireNoFailures(t)
+		})
+	}
+}
+
+// TestWatchdog: an instance that stops sending WATCHDOG=1 is restarted.
+func TestWatchdog(t *testing.T) {
+	e := newEnv(t)
+	e.ok("start", testproc.Command()[0], "--name", "wd", "--watchdog", "300ms", "--", "notify", "READY=1", "watchdog", "3", "sleep", "forever")
+	first := e.waitReady("wd").Instances[0].PID
+	var in api.InstanceInfo
+	waitFor(t, "the watchdog to restart the hung instance", func() bool {
+		in = e.app("wd").Instances[0]
+		return in.Restarts >= 1 && in.PID != first && in.PID != 0
+	})
+	if in.LastExit == nil || in.LastExit.Signal != "SIGINT" && in.LastExit.Signal != "SIGKILL" {
+		t.Errorf("last exit %+v: want the stop sequence's signal", in.LastExit)
+	}
+	desc := e.ok("describe", "wd")
+	if !strings.Contains(e.readDaemonLog(), "watchdog timeout") {
+		t.Errorf("daemon.log does not mention the watchdog; describe:\n%s", desc)
+	}
+}
+
+func (e *env) readDaemonLog() string {
+	b, _ := os.ReadFile(filepath.Join(e.home, "daemon.log"))
+	return string(b)
+}

@@ -1,0 +1,108 @@
+// Package notify receives sd_notify messages from instances: the
+// NOTIFY_SOCKET protocol of systemd (READY=1, STATUS=..., STOPPING=1,
+// WATCHDOG=1), so a program written for systemd's Type=notify services
+// tells tend when it is ready without a line of tend-specific code.
+//
+// One datagram socket serves the whole daemon. The sender is known from
+// the kernel, not from the message: SO_PASSCRED makes the kernel attach
+// every sender's pid and uid, which a process cannot forge.
+package notify
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Name is the socket's file name inside TEND_HOME.
+const Name = "notify.sock"
+
+// Handler receives one message from process pid.
+type Handler func(pid int, msg string)
+
+// Listener is the notify socket.
+type Listener struct {
+	f    *os.File
+	path string
+	uid  int
+}
+
+// Listen creates the socket at path (replacing a stale file) and accepts
+// messages only from uid (and root).
+func Listen(path string, uid int) (*Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	syscall.ForkLock.RLock()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	if err == nil {
+		unix.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	fail := func(err error) (*Listener, error) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("notify socket %s: %w", path, err)
+	}
+	if err := passCred(fd); err != nil {
+		return fail(err)
+	}
+	// A datagram larger than this is not a notify message.
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 256<<10)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		return fail(err)
+	}
+	// Instances must be able to send: they run as the same user, and the
+	// directory (TEND_HOME, 0700) keeps everyone else out.
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fail(err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return fail(err)
+	}
+	return &Listener{f: os.NewFile(uintptr(fd), path), path: path, uid: uid}, nil
+}
+
+// Path is where the socket is, for NOTIFY_SOCKET.
+func (l *Listener) Path() string { return l.path }
+
+// Serve reads messages until Close, calling h for each one from a process
+// of the allowed user.
+func (l *Listener) Serve(h Handler) {
+	raw, err := l.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(64))
+	for {
+		var n, oobn int
+		var rerr error
+		err := raw.Read(func(fd uintptr) bool {
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+			return !errors.Is(rerr, unix.EAGAIN)
+		})
+		if err != nil {
+			return // closed
+		}
+		if rerr != nil {
+			continue
+		}
+		pid, uid, ok := sender(oob[:oobn])
+		if !ok || (uid != l.uid && uid != 0) {
+			continue
+		}
+		h(pid, string(buf[:n]))
+	}
+}
+
+// Close stops Serve and removes the socket file.
+func (l *Listener) Close() error {
+	_ = os.Remove(l.path)
+	return l.f.Close()
+}

@@ -1,0 +1,330 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/nodeshim"
+	"github.com/tend-pm/tend/internal/proxy"
+	"github.com/tend-pm/tend/internal/rawnet"
+)
+
+// sockets are the listening sockets the daemon holds for an app with a
+// port (DESIGN 5). They outlive every instance, so a connection that
+// arrives while an instance restarts or reloads waits in the kernel's
+// queue instead of being refused.
+type sockets struct {
+	addrs   []rawnet.Addr
+	balance string
+	// shared: one socket per address, inherited by every instance.
+	shared []*os.File
+	// reuseport: per slot, one socket per address, all in the address's
+	// SO_REUSEPORT group; slot i's process (old and new during a reload)
+	// accepts on slot i's sockets.
+	slots [][]*os.File
+	// proxy: the daemon accepts on the public address and forwards.
+	proxies []*proxy.Proxy
+}
+
+// openSocketsLocked binds the app's addresses, if it has any and they are
+// not bound yet.
+func (s *Supervisor) openSocketsLocked(a *app) error {
+	if len(a.spec.Listen) == 0 || a.socks != nil {
+		return nil
+	}
+	k := &sockets{balance: a.spec.Balance}
+	for _, l := range a.spec.Listen {
+		addr, err := rawnet.ParseAddr(l)
+		if err != nil {
+			return fmt.Errorf("app %q: %w: %w", a.spec.Name, err, api.ErrInvalid)
+		}
+		k.addrs = append(k.addrs, addr)
+	}
+	fail := func(err error) error {
+		k.close()
+		return fmt.Errorf("app %q: %w", a.spec.Name, err)
+	}
+	switch k.balance {
+	case api.BalanceReusePort:
+		for range a.insts {
+			if err := k.addSlot(); err != nil {
+				return fail(err)
+			}
+		}
+	case api.BalanceProxy:
+		for _, addr := range k.addrs {
+			f, err := rawnet.Listen(addr, rawnet.ListenOptions{NonBlocking: true})
+			if err != nil {
+				return fail(err)
+			}
+			p := proxy.New(f, proxy.Options{ProxyProtocol: a.spec.ProxyProtocol, Log: s.deps.Log.With("app", a.spec.Name, "listen", addr.String())})
+			k.proxies = append(k.proxies, p)
+			go p.Serve()
+		}
+	default:
+		for _, addr := range k.addrs {
+			f, err := rawnet.Listen(addr, rawnet.ListenOptions{})
+			if err != nil {
+				return fail(err)
+			}
+			k.shared = append(k.shared, f)
+		}
+	}
+	a.socks = k
+	return nil
+}
+
+// addSlot binds one more set of reuseport sockets, for a new slot.
+func (k *sockets) addSlot() error {
+	var set []*os.File
+	for _, addr := range k.addrs {
+		f, err := rawnet.Listen(addr, rawnet.ListenOptions{ReusePort: !addr.Unix()})
+		if err != nil {
+			for _, g := range set {
+				g.Close()
+			}
+			return err
+		}
+		set = append(set, f)
+	}
+	k.slots = append(k.slots, set)
+	return nil
+}
+
+func (k *sockets) close() {
+	if k == nil {
+		return
+	}
+	for _, f := range k.shared {
+		f.Close()
+	}
+	for _, set := range k.slots {
+		for _, f := range set {
+			f.Close()
+		}
+	}
+	for _, p := range k.proxies {
+		_ = p.Close()
+	}
+	for _, addr := range k.addrs {
+		if addr.Unix() {
+			_ = os.Remove(addr.Path)
+		}
+	}
+}
+
+// closeSocketsLocked releases the app's port: when it is stopped by the
+// user or deleted, a client should be refused rather than wait.
+func (s *Supervisor) closeSocketsLocked(a *app) {
+	a.socks.close()
+	a.socks = nil
+}
+
+// files returns the sockets the process of slot inherits, in fd order
+// from 3.
+func (k *sockets) files(slot int) []*os.File {
+	switch {
+	case k == nil:
+		return nil
+	case k.balance == api.BalanceReusePort && slot < len(k.slots):
+		return k.slots[slot]
+	case k.balance == api.BalanceShared:
+		return k.shared
+	}
+	return nil
+}
+
+// launch is what one process of an instance gets beyond its app's spec.
+type launch struct {
+	files []*os.File // from fd 3
+	env   map[string]string
+	wrap  bool // through the exec wrapper (LISTEN_PID, WATCHDOG_PID)
+	port  int  // private port, proxy mode
+}
+
+// launchLocked prepares the sockets, environment and private port of the
+// next process of in.
+func (s *Supervisor) launchLocked(in *instance) (launch, error) {
+	a := in.app
+	spec := &a.spec
+	l := launch{env: map[string]string{}}
+	if s.deps.NotifySocket != "" {
+		l.env["NOTIFY_SOCKET"] = s.deps.NotifySocket
+	}
+	if spec.Watchdog > 0 {
+		l.env["WATCHDOG_USEC"] = strconv.FormatInt(spec.Watchdog.Std().Microseconds(), 10)
+		l.wrap = true
+	}
+	k := a.socks
+	if k == nil {
+		return l, nil
+	}
+	if k.balance == api.BalanceProxy {
+		port, err := rawnet.FreePort()
+		if err != nil {
+			return l, fmt.Errorf("private port: %w", err)
+		}
+		l.port = port
+		l.env["PORT"] = strconv.Itoa(port)
+		return l, nil
+	}
+	l.files = k.files(in.slot)
+	if len(l.files) == 0 {
+		return l, nil
+	}
+	names := make([]string, len(l.files))
+	var node []nodeshim.Entry
+	for i, addr := range k.addrs {
+		names[i] = fdName(spec.Name)
+		key := addr.Path
+		if !addr.Unix() {
+			key = strconv.Itoa(addr.Port)
+		}
+		node = append(node, nodeshim.Entry{Key: key, FD: 3 + i})
+	}
+	l.env["LISTEN_FDS"] = strconv.Itoa(len(l.files))
+	l.env["LISTEN_FDNAMES"] = strings.Join(names, ":")
+	l.wrap = true
+	if s.deps.NodePreload != "" {
+		existing := spec.Env["NODE_OPTIONS"]
+		if existing == "" {
+			existing = spec.BaseEnv["NODE_OPTIONS"]
+		}
+		l.env["NODE_OPTIONS"] = nodeshim.NodeOptions(existing, s.deps.NodePreload)
+		l.env["TEND_NODE_LISTEN"] = nodeshim.ListenEnv(node)
+	}
+	return l, nil
+}
+
+// fdName is the app's name as LISTEN_FDNAMES allows it: no colons, at
+// most 255 bytes.
+func fdName(name string) string {
+	name = strings.ReplaceAll(name, ":", "_")
+	if len(name) > 255 {
+		name = name[:255]
+	}
+	return name
+}
+
+// proxies returns the proxies of in's app, if it is in proxy mode.
+func (in *instance) proxies() []*proxy.Proxy {
+	if k := in.app.socks; k != nil {
+		return k.proxies
+	}
+	return nil
+}
+
+// proxyAddLocked registers the process of in with the app's proxies.
+func (in *instance) proxyAddLocked() {
+	for _, p := range in.proxies() {
+		p.Add(in.run, rawnet.Addr{Host: "127.0.0.1", Port: in.port})
+	}
+}
+
+func (in *instance) proxyReadyLocked(ready bool) {
+	for _, p := range in.proxies() {
+		p.SetReady(in.run, ready)
+	}
+}
+
+func (in *instance) proxyRemoveLocked() {
+	for _, p := range in.proxies() {
+		p.Remove(in.run)
+	}
+}
+
+// drain, in proxy mode, stops new connections to the process of in and
+// waits until the ones it has are done, or d passes: an app that exits on
+// the stop signal without finishing its requests (many do) then has none
+// left to fail. It runs without s.mu held.
+func (s *Supervisor) drain(in *instance, run uint64, ps []*proxy.Proxy, d time.Duration) {
+	if len(ps) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for _, p := range ps {
+		p.Drain(ctx, run)
+	}
+}
+
+// drainTimeout is how long a proxy drain waits before the stop signal.
+func drainTimeout(spec *api.AppSpec) time.Duration {
+	return min(time.Second, spec.KillTimeout.Std())
+}
+
+// steerAway prepares the removal of the top slot's reuseport
+// sockets: the kernel would reset the connections queued on them when
+// they close, so new connections are steered to the slots that stay.
+func (k *sockets) steerAway(keep int) error {
+	if k == nil || k.balance != api.BalanceReusePort || len(k.slots) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, f := range k.slots[0] {
+		errs = append(errs, rawnet.Steer(f, keep))
+	}
+	return errors.Join(errs...)
+}
+
+// removeTopSlot closes the top slot's sockets once its process is gone.
+// Connections that were still queued on them are accepted here and
+// forwarded to the public address, which the steering sends to a slot
+// that stays; then the sockets close with empty queues.
+func (k *sockets) removeTopSlot(s *Supervisor) {
+	if k == nil || k.balance != api.BalanceReusePort || len(k.slots) == 0 {
+		return
+	}
+	top := k.slots[len(k.slots)-1]
+	k.slots = k.slots[:len(k.slots)-1]
+	for i, f := range top {
+		for rawnet.Pending(f) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			c, err := rawnet.Accept(ctx, f)
+			cancel()
+			if err != nil {
+				break
+			}
+			target := k.addrs[i].Loopback()
+			go s.forward(c, target)
+		}
+		f.Close()
+	}
+	if len(k.slots) > 0 {
+		for _, f := range k.slots[0] {
+			_ = rawnet.Unsteer(f)
+		}
+	}
+}
+
+// forward pipes one connection to addr.
+func (s *Supervisor) forward(c *os.File, addr rawnet.Addr) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	up, err := rawnet.Dial(ctx, addr)
+	cancel()
+	if err != nil {
+		c.Close()
+		s.deps.Log.Warn("forward a queued connection", "to", addr.String(), "err", err)
+		return
+	}
+	proxy.Pipe(c, up)
+}
+
+// envFor builds the environment of the next process of in.
+func envFor(spec *api.AppSpec, slot int, home string, l launch) []string {
+	return api.InstanceEnv(spec, slot, home, maps.Clone(l.env))
+}
+
+// allInstances returns every instance object of a: the slots, and
+// the processes a reload or scale-down is replacing or retiring.
+func (a *app) allInstances() []*instance {
+	return slices.Concat(a.insts, a.extra)
+}
