@@ -60,7 +60,7 @@ func TestListForms(t *testing.T) {
 
 	piped := e.ok("ls")
 	fields := strings.Split(strings.TrimSuffix(piped, "\n"), "\t")
-	if len(fields) != 9 || fields[0] != "0" || fields[1] != "api" || fields[2] != "0" || fields[3] != pid || fields[4] != "online" {
+	if len(fields) != 10 || (fields[9] != "true" && fields[9] != "false") || fields[0] != "0" || fields[1] != "api" || fields[2] != "0" || fields[3] != pid || fields[4] != "online" {
 		t.Errorf("piped ls = %q; want id, name, instance, pid, status... tab-separated", piped)
 	}
 

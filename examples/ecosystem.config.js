@@ -4,8 +4,11 @@ module.exports = {
     {
       name: 'web',
       script: './web/server.js',
-      env: { PORT: 3000 },
-      env_production: { PORT: 8080, NODE_ENV: 'production' },
+      // Cluster mode: the daemon holds port 3000 and the two instances
+      // share it, with no change to server.js (see docs/cluster.md).
+      instances: 2,
+      port: 3000,
+      env_production: { NODE_ENV: 'production' },
       kill_timeout: 3000,
     },
     {

@@ -75,6 +75,10 @@ type AppInfo struct {
 	Status    string         `json:"status"`
 	Created   time.Time      `json:"created"`
 	Instances []InstanceInfo `json:"instances"`
+	// Listen and Balance are the app's held addresses and balancing mode
+	// (cluster mode), if it has a port.
+	Listen  []string `json:"listen,omitempty"`
+	Balance string   `json:"balance,omitempty"`
 }
 
 // AppDetail is an app as `tend describe` shows it: its listing, its spec

@@ -64,6 +64,27 @@ func describeApp(o *IO, a api.AppDetail) {
 	kv("source", s.Source)
 	kv("namespace", s.Namespace)
 	kv("instances", s.Instances)
+	if len(s.Listen) > 0 {
+		kv("listen", strings.Join(s.Listen, ", "))
+		bal := s.Balance
+		if s.ProxyProtocol {
+			bal += ", PROXY protocol"
+		}
+		kv("balance", bal)
+	}
+	rc := s.ReadyCheck()
+	ready := rc.Mode
+	if rc.URL != "" {
+		ready += " " + rc.URL
+	}
+	if rc.Mode == api.ReadyAuto {
+		kv("ready", fmt.Sprintf("%s (READY=1, or up for %s)", ready, rc.Timeout))
+	} else {
+		kv("ready", fmt.Sprintf("%s (within %s)", ready, rc.Timeout))
+	}
+	if s.Watchdog > 0 {
+		kv("watchdog", s.Watchdog)
+	}
 	kv("autorestart", s.Autorestart)
 	kv("max_restarts", s.MaxRestarts)
 	kv("min_uptime", s.MinUptime)
@@ -90,7 +111,20 @@ func describeApp(o *IO, a api.AppDetail) {
 		if in.PID > 0 {
 			fmt.Fprintf(o.Out, ", pid %d, up %s, cpu %.1f%%, memory %s", in.PID, humanDuration(o.Now().Sub(in.Started)), in.CPU, humanBytes(in.Memory))
 		}
+		if in.PID > 0 {
+			if in.Ready {
+				fmt.Fprint(o.Out, ", ready")
+			} else {
+				fmt.Fprint(o.Out, ", not ready yet")
+			}
+		}
+		if in.Port > 0 {
+			fmt.Fprintf(o.Out, ", private port %d, %s", in.Port, plural(in.Conns, "connection"))
+		}
 		fmt.Fprintf(o.Out, ", %s\n", plural(in.Restarts, "restart"))
+		if in.AppStatus != "" {
+			fmt.Fprintf(o.Out, "    app status: %s\n", in.AppStatus)
+		}
 		if in.Reason != "" {
 			fmt.Fprintf(o.Out, "    why: %s\n", in.Reason)
 		}

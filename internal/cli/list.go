@@ -76,8 +76,8 @@ func printApps(o *IO, apps []api.AppInfo) error {
 				if in.PID > 0 && !in.Started.IsZero() {
 					uptime = int64(o.Now().Sub(in.Started).Seconds())
 				}
-				fmt.Fprintf(o.Out, "%d\t%s\t%d\t%d\t%s\t%d\t%d\t%.1f\t%d\n",
-					a.ID, a.Name, in.Slot, in.PID, in.Status, in.Restarts, uptime, in.CPU, in.Memory)
+				fmt.Fprintf(o.Out, "%d\t%s\t%d\t%d\t%s\t%d\t%d\t%.1f\t%d\t%t\n",
+					a.ID, a.Name, in.Slot, in.PID, in.Status, in.Restarts, uptime, in.CPU, in.Memory, in.Ready)
 			}
 		}
 		return nil
@@ -106,7 +106,13 @@ func printApps(o *IO, apps []api.AppInfo) error {
 				cpu = fmt.Sprintf("%.1f%%", in.CPU)
 				mem = humanBytes(in.Memory)
 			}
-			row := []string{strconv.Itoa(a.ID), a.Name, pid, in.Status, strconv.Itoa(in.Restarts), uptime, cpu, mem}
+			status := in.Status
+			if status == api.StatusOnline && !in.Ready && len(a.Listen) > 0 {
+				// Running, but not ready yet: no connection is proxied to
+				// it, and a reload waits for it.
+				status = "starting"
+			}
+			row := []string{strconv.Itoa(a.ID), a.Name, pid, status, strconv.Itoa(in.Restarts), uptime, cpu, mem}
 			col := make([]string, len(row))
 			col[3] = statusColor(in.Status)
 			if multi {

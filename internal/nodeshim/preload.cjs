@@ -218,7 +218,7 @@
       }
       // A cluster worker's listen is done by the primary (round-robin),
       // whose own listen then takes the socket here; a worker must not.
-      if (process.env.NODE_UNIQUE_ID !== undefined && require('cluster').isWorker) {
+      if (require('cluster').isWorker) {
         return null;
       }
       if (!isSocket(fd)) {

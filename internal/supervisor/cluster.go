@@ -257,8 +257,12 @@ func (s *Supervisor) drain(in *instance, run uint64, ps []*proxy.Proxy, d time.D
 }
 
 // drainTimeout is how long a proxy drain waits before the stop signal.
+// It is short: kept-alive connections do not end by themselves, and a
+// graceful app ends them on the signal (answering with Connection: close);
+// the wait is for the requests in flight on short connections, so an app
+// that exits at once on the signal fails none of them.
 func drainTimeout(spec *api.AppSpec) time.Duration {
-	return min(time.Second, spec.KillTimeout.Std())
+	return min(250*time.Millisecond, spec.KillTimeout.Std())
 }
 
 // steerAway prepares the removal of the top slot's reuseport

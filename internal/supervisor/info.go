@@ -52,6 +52,7 @@ func (s *Supervisor) infos(apps []*app) []api.AppInfo {
 		info := api.AppInfo{
 			ID: a.id, Name: a.spec.Name, Namespace: a.spec.Namespace,
 			Created: a.created, Instances: make([]api.InstanceInfo, 0, len(a.insts)),
+			Listen: a.spec.Listen, Balance: a.spec.Balance,
 		}
 		for _, in := range a.insts {
 			ii := api.InstanceInfo{

@@ -77,7 +77,11 @@ func serve(how string) error {
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() { _ = srv.Serve(ln) }()
+	served := make(chan struct{})
+	go func() {
+		_ = srv.Serve(ln)
+		close(served)
+	}()
 	if !silent {
 		if err := Notify("READY=1"); err != nil {
 			return err
@@ -86,6 +90,9 @@ func serve(how string) error {
 	<-sigs
 	draining.Store(true)
 	ln.Close()
+	// Serve returns once its accept loop has seen the close, after it has
+	// recorded (StateNew) the last connection it accepted.
+	<-served
 	mu.Lock()
 	if len(open) == 0 {
 		close(allClosed)
@@ -113,7 +120,7 @@ func Notify(msg string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	_, err = c.Write([]byte(msg))
 	return err
 }
