@@ -592,45 +592,147 @@ process.on('SIGINT', () => console.log('app handled SIGINT'));
 	p.checkStderr(t)
 }
 
-// TestNpmWrapper: `npm start` is node running node. The wrapper loads the
-// preload too (NODE_OPTIONS is inherited) but never listens, so it keeps
-// node's default signals; its child, the app, gets the inherited socket.
+// TestNpmWrapper: `npm start` is node running a shell running node. The
+// wrapper loads the preload too (NODE_OPTIONS is inherited) but never
+// listens, so it keeps node's default signals; the app it runs gets the
+// sockets, which node itself would not pass on (it marks inherited
+// descriptors close-on-exec).
 func TestNpmWrapper(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, wrapper string }{
+		{"spawn, stdio inherit", `
+const child = require('child_process').spawn(process.execPath, [process.env.APP], { stdio: 'inherit' });`},
+		{"sh -c, as npm runs scripts", `
+const env = { ...process.env, NODE: process.execPath };
+const child = require('child_process').spawn('/bin/sh', ['-c', '"$NODE" "$APP"'], { stdio: 'inherit', env });`},
+		{"fork, IPC at fd 3", `
+const child = require('child_process').fork(process.env.APP);`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+			defer cancel()
+			_, port, f := listenTCP(t)
+			appPath := filepath.Join(h.dir, "server.js")
+			app := helloApp + `
+console.log('app ' + process.pid);
+process.on('exit', (code) => console.log('app exit ' + code));
+`
+			if err := os.WriteFile(appPath, []byte(app), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p := h.start(tt.wrapper, h.env(fmt.Sprintf("%d=3", port), "PORT="+strconv.Itoa(port), "APP="+appPath), f)
+			appPid := p.waitLine(ctx, "app ")
+			if want := fmt.Sprintf(`{"address":"127.0.0.1","family":"IPv4","port":%d}`, port); p.waitLine(ctx, "listening ") != want {
+				t.Errorf("the app does not listen on the inherited socket")
+			}
+			if appPid == strconv.Itoa(p.cmd.Process.Pid) {
+				t.Fatalf("the app runs in the wrapper's process")
+			}
+			if body, err := get(ctx, tcpClient(), fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil || body != "ok "+appPid {
+				t.Errorf("GET = %q, %v; want an answer from the app, pid %s", body, err, appPid)
+			}
+			h.notes.waitReady(ctx, t)
+
+			// As the daemon does: SIGINT to the whole group.
+			if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			if st := p.wait(ctx); !killedBy(st, syscall.SIGINT) {
+				t.Errorf("wrapper after SIGINT: %v; want killed by SIGINT (node's default)", st)
+			}
+			if got := p.waitLine(ctx, "app exit "); got != "0" {
+				t.Errorf("app exit code %s; want 0 (drained)", got)
+			}
+			if n := h.notes.fence(ctx, t); n != 1 {
+				t.Errorf("%d connections to tend.sock; want 1 (the app's READY=1)", n)
+			}
+			p.checkStderr(t)
+		})
+	}
+}
+
+// TestAppChildren: an app that uses its socket does not pass it on, and
+// its children are not told of it: a forked child's descriptor 3 is its
+// IPC channel, which must not be taken for a listening socket.
+func TestAppChildren(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
 	_, port, f := listenTCP(t)
-	appPath := filepath.Join(h.dir, "server.js")
-	if err := os.WriteFile(appPath, []byte(helloApp+"\nprocess.on('exit', (code) => console.log('app exit ' + code));\n"), 0o600); err != nil {
+	childPath := filepath.Join(h.dir, "child.js")
+	child := `
+console.log('child env ' + (process.env.TEND_NODE_LISTEN || 'none'));
+require('http').createServer().listen(Number(process.env.PORT)).on('error', (e) => {
+  console.log('child listen ' + e.code);
+  process.send('hi', () => process.disconnect());
+});
+`
+	if err := os.WriteFile(childPath, []byte(child), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	wrapper := `
-const child = require('child_process').spawn(process.execPath, [process.env.APP], { stdio: 'inherit' });
-console.log('child ' + child.pid);
+	app := helloApp + `
+server.on('listening', () => {
+  const c = require('child_process').fork(process.env.CHILD);
+  c.on('message', (m) => console.log('ipc ' + m));
+});
 `
-	p := h.start(wrapper, h.env(fmt.Sprintf("%d=3", port), "PORT="+strconv.Itoa(port), "APP="+appPath), f)
-	child := p.waitLine(ctx, "child ")
-	p.waitLine(ctx, "listening ")
-	body, err := get(ctx, tcpClient(), fmt.Sprintf("http://127.0.0.1:%d/", port))
-	if err != nil || body != "ok "+child {
-		t.Errorf("GET = %q, %v; want an answer from the app, pid %s", body, err, child)
+	p := h.start(app, h.env(fmt.Sprintf("%d=3", port), "PORT="+strconv.Itoa(port), "CHILD="+childPath), f)
+	if got := p.waitLine(ctx, "child env "); got != "none" {
+		t.Errorf("child's TEND_NODE_LISTEN = %q; want none", got)
+	}
+	if got := p.waitLine(ctx, "child listen "); got != "EADDRINUSE" {
+		t.Errorf("child's listen: %s; want EADDRINUSE, as without tend", got)
+	}
+	if got := p.waitLine(ctx, "ipc "); got != "hi" {
+		t.Errorf("message from the child: %q", got)
+	}
+	p.checkStderr(t)
+}
+
+// TestClusterApp: a cluster app's workers listen through the primary,
+// whose listen takes the inherited socket and hands connections out.
+func TestClusterApp(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	_, port, f := listenTCP(t)
+	app := `
+const cluster = require('cluster');
+const http = require('http');
+if (cluster.isPrimary) {
+  cluster.fork();
+  cluster.fork();
+  cluster.on('listening', (w, a) => console.log('worker ' + w.process.pid + ' ' + a.port));
+} else {
+  http.createServer((q, s) => s.end('ok ' + process.pid)).listen(Number(process.env.PORT));
+}
+`
+	p := h.start(app, h.env(fmt.Sprintf("%d=3", port), "PORT="+strconv.Itoa(port)), f)
+	want := map[string]bool{}
+	for range 2 {
+		pid, wport, _ := strings.Cut(p.waitLine(ctx, "worker "), " ")
+		if wport != strconv.Itoa(port) {
+			t.Errorf("worker %s listens on %s; want %d", pid, wport, port)
+		}
+		want["ok "+pid] = true
+	}
+	seen := map[string]int{}
+	for i := 0; i < 2000 && (i < 50 || len(seen) < 2); i++ {
+		body, err := get(ctx, tcpClient(), fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil || !want[body] {
+			t.Fatalf("request %d = %q, %v; want an answer from a worker %v", i, body, err, want)
+		}
+		seen[body]++
+	}
+	if len(seen) != 2 {
+		t.Errorf("answers by worker: %v; want both", seen)
 	}
 	h.notes.waitReady(ctx, t)
-
-	// As the daemon does: SIGINT to the whole group.
-	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if st := p.wait(ctx); !killedBy(st, syscall.SIGINT) {
-		t.Errorf("wrapper after SIGINT: %v; want killed by SIGINT (node's default)", st)
-	}
-	if got := p.waitLine(ctx, "app exit "); got != "0" {
-		t.Errorf("app exit code %s; want 0 (drained)", got)
-	}
-	if n := h.notes.fence(ctx, t); n != 1 {
-		t.Errorf("%d connections to tend.sock; want 1 (the app's READY=1)", n)
-	}
 	p.checkStderr(t)
 }
 

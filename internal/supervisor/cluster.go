@@ -302,10 +302,16 @@ func (k *sockets) removeTopSlot(s *Supervisor) {
 		}
 		f.Close()
 	}
-	if len(k.slots) > 0 {
-		for _, f := range k.slots[0] {
-			_ = rawnet.Unsteer(f)
-		}
+}
+
+// unsteer lets the kernel hash across the whole group again, once every
+// slot being removed is gone.
+func (k *sockets) unsteer() {
+	if k == nil || k.balance != api.BalanceReusePort || len(k.slots) == 0 {
+		return
+	}
+	for _, f := range k.slots[0] {
+		_ = rawnet.Unsteer(f)
 	}
 }
 

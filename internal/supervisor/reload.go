@@ -302,6 +302,9 @@ func (s *Supervisor) scaleApp(a *app, how string) error {
 		a.extra = slices.DeleteFunc(a.extra, func(x *instance) bool { return x == in })
 		s.mu.Unlock()
 	}
+	s.mu.Lock()
+	a.socks.unsteer()
+	s.mu.Unlock()
 	return nil
 }
 
