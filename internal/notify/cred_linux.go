@@ -2,6 +2,9 @@ package notify
 
 import "golang.org/x/sys/unix"
 
+// recvFlags makes descriptors a sender attaches close-on-exec at once.
+const recvFlags = unix.MSG_CMSG_CLOEXEC
+
 func passCred(fd int) error {
 	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
 }

@@ -84,7 +84,7 @@ func (l *Listener) Serve(h Handler) {
 		var n, oobn int
 		var rerr error
 		err := raw.Read(func(fd uintptr) bool {
-			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, recvFlags)
 			return !errors.Is(rerr, unix.EAGAIN)
 		})
 		if err != nil {
