@@ -12,6 +12,9 @@
 // socket under TEND_HOME), and stops such a server gracefully on SIGINT
 // or SIGTERM: no new connections, `Connection: close` on every answer not
 // yet started, idle keep-alive connections ended only after a grace period.
+// Node marks inherited descriptors close-on-exec, so a node process that
+// does not use the sockets (an `npm start` wrapper) hands them on to the
+// processes it spawns, and the app behind the wrapper still gets them.
 //
 // The script is written to a file (Install) because node can only preload
 // a file; its name carries a hash of its content, so instances started by

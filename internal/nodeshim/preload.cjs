@@ -343,12 +343,15 @@
       return Object.assign({}, options, { stdio, envPairs });
     }
 
-    // isHTTP reports whether server speaks HTTP/1 through node's http or
-    // https; the drain needs to know which connections hold a request.
-    // Both modules are loaded already in an app that made such a server.
+    // isTLS reports whether server is a tls.Server (https is one), without
+    // loading tls into apps that do not use it.
     function isTLS(server) {
       return typeof server.setSecureContext === 'function' && typeof server.addContext === 'function';
     }
+
+    // isHTTP reports whether server speaks HTTP/1 through node's http or
+    // https: the drain needs to know which connections hold a request, and
+    // a plain net server's connections are the app's to end.
     function isHTTP(server) {
       if (server instanceof require('http').Server) {
         return true;
