@@ -332,3 +332,63 @@ func (e *env) readDaemonLog() string {
 	b, _ := os.ReadFile(filepath.Join(e.home, "daemon.log"))
 	return string(b)
 }
+
+// TestNpmStart: the same unmodified server run by `npm start`, which runs
+// node under npm and a shell. The sockets reach the grandchild, its
+// readiness counts for the instance, and reloads fail no request.
+func TestNpmStart(t *testing.T) {
+	e := newEnv(t)
+	port := freePort(t)
+	for name, text := range map[string]string{
+		"server.js":    nodeServer,
+		"package.json": `{"name": "web", "private": true, "scripts": {"start": "node server.js"}}`,
+	} {
+		if err := os.WriteFile(filepath.Join(e.dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.ok("start", "npm", "--name", "npmweb", "-i", "2", "--port", strconv.Itoa(port), "--", "start")
+	a := e.waitReady("npmweb")
+	if a.Balance != api.BalanceReusePort {
+		t.Errorf("npm start got balance %q, want reuseport (a Node app)", a.Balance)
+	}
+	reloadUnderLoad(t, e, "npmweb", port, 5)
+}
+
+// TestWaitReadyIPC: pm2's wait_ready. A Node app that says
+// process.send('ready') is ready only then, through Node's own IPC
+// channel; a program that is not Node gets no such channel.
+func TestWaitReadyIPC(t *testing.T) {
+	e := newEnv(t)
+	script := filepath.Join(e.dir, "worker.js")
+	marker := filepath.Join(e.dir, "go")
+	app := `const fs = require('node:fs');
+if (typeof process.send !== 'function') { console.error('no IPC channel'); process.exit(3); }
+const t = setInterval(() => {
+  if (fs.existsSync(` + strconv.Quote(marker) + `)) { clearInterval(t); process.send('ready'); setInterval(() => {}, 1000); }
+}, 10);
+`
+	if err := os.WriteFile(script, []byte(app), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("start", script, "--name", "w", "--wait-ready")
+	waitFor(t, "the worker to run", func() bool { return e.app("w").Instances[0].PID != 0 })
+	if in := e.app("w").Instances[0]; in.Ready {
+		t.Fatal("ready before the app sent 'ready'")
+	}
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReady("w")
+
+	envFile := filepath.Join(e.dir, "env.txt")
+	e.ok("start", testproc.Command()[0], "--name", "notnode", "--wait-ready", "--", "env", envFile, "notify", "READY=1", "sleep", "forever")
+	e.waitReady("notnode")
+	b, err := os.ReadFile(envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "NODE_CHANNEL_FD") {
+		t.Error("a program that is not Node got NODE_CHANNEL_FD")
+	}
+}

@@ -455,3 +455,17 @@ func (b ByteSize) String() string {
 	}
 	return strconv.FormatInt(int64(b), 10)
 }
+
+// IsNode reports whether the app runs on Node.js: a node interpreter, or a
+// program that is node or one of its package managers (npm start).
+func (s *AppSpec) IsNode() bool {
+	program := s.Interpreter
+	if program == "" && len(s.Command) > 0 {
+		program = s.Command[0]
+	}
+	switch filepath.Base(program) {
+	case "node", "nodejs", "npm", "npx", "yarn", "pnpm":
+		return true
+	}
+	return false
+}

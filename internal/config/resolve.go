@@ -386,30 +386,11 @@ func cluster(s *api.AppSpec) {
 	}
 	if len(s.Listen) > 0 && s.Balance == "" {
 		s.Balance = api.BalanceProxy
-		if IsNode(s) {
+		if s.IsNode() {
 			s.Balance = api.BalanceReusePort
 		}
 	}
 	if len(s.Listen) > 0 || s.Instances > 1 {
 		s.ExecMode = "cluster"
 	}
-}
-
-// IsNode reports whether the app runs on Node.js: a node interpreter, or a
-// program that is node or one of its package managers (npm start).
-func IsNode(s *api.AppSpec) bool {
-	for _, p := range []string{s.Interpreter, firstOf(s.Command)} {
-		switch filepath.Base(p) {
-		case "node", "nodejs", "npm", "npx", "yarn", "pnpm":
-			return true
-		}
-	}
-	return false
-}
-
-func firstOf(l []string) string {
-	if len(l) == 0 {
-		return ""
-	}
-	return l[0]
 }

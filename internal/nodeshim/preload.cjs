@@ -564,11 +564,17 @@
     // hand (a fixed Content-Length body, no Origin or Referer, which the
     // control socket refuses) and its socket is unref'd, so it never keeps
     // the app alive; failures cost one line on stderr.
+    // With pm2's wait_ready the app says when it is ready itself
+    // (process.send('ready')), so listening is not readiness: the daemon
+    // then sets TEND_NODE_READY=message.
     function sendReady() {
       if (readySent) {
         return;
       }
       readySent = true;
+      if (process.env.TEND_NODE_READY === 'message') {
+        return;
+      }
       try {
         const home = process.env.TEND_HOME;
         if (!home) {

@@ -148,6 +148,19 @@ type launch struct {
 	env   map[string]string
 	wrap  bool // through the exec wrapper (LISTEN_PID, WATCHDOG_PID)
 	port  int  // private port, proxy mode
+	// ipc is the daemon's end of a Node.js IPC channel (pm2's wait_ready:
+	// the app calls process.send('ready')); ipcChild is the app's end,
+	// among files, which the daemon closes once the process has it.
+	ipc, ipcChild *os.File
+}
+
+// close releases what the daemon opened for a process that did not start.
+func (l *launch) close() {
+	for _, f := range []*os.File{l.ipc, l.ipcChild} {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // launchLocked prepares the sockets, environment and private port of the
@@ -163,22 +176,47 @@ func (s *Supervisor) launchLocked(in *instance) (launch, error) {
 		l.env["WATCHDOG_USEC"] = strconv.FormatInt(spec.Watchdog.Std().Microseconds(), 10)
 		l.wrap = true
 	}
-	k := a.socks
+	if err := s.socketsLaunch(in, &l); err != nil {
+		return l, err
+	}
+	if spec.WaitReady && spec.IsNode() {
+		// pm2's wait_ready: Node's own IPC channel, so process.send
+		// exists and process.send('ready') reaches the daemon. Only Node
+		// apps get it: any other program would find an fd it never asked
+		// for.
+		parent, child, err := socketPair()
+		if err != nil {
+			return l, fmt.Errorf("IPC channel: %w", err)
+		}
+		l.ipc, l.ipcChild = parent, child
+		l.env["NODE_CHANNEL_FD"] = strconv.Itoa(3 + len(l.files))
+		l.env["NODE_CHANNEL_SERIALIZATION_MODE"] = "json"
+		l.env["TEND_NODE_READY"] = "message"
+		l.files = append(slices.Clone(l.files), child)
+	}
+	return l, nil
+}
+
+// socketsLaunch adds the app's sockets (socket modes) or a private port
+// (proxy mode) to l.
+func (s *Supervisor) socketsLaunch(in *instance, l *launch) error {
+	spec := &in.app.spec
+	k := in.app.socks
 	if k == nil {
-		return l, nil
+		return nil
 	}
 	if k.balance == api.BalanceProxy {
 		port, err := rawnet.FreePort()
 		if err != nil {
-			return l, fmt.Errorf("private port: %w", err)
+			return fmt.Errorf("private port: %w", err)
 		}
 		l.port = port
 		l.env["PORT"] = strconv.Itoa(port)
-		return l, nil
+		return nil
 	}
 	l.files = k.files(in.slot)
 	if len(l.files) == 0 {
-		return l, nil
+		return nil
 	}
 	names := make([]string, len(l.files))
 	var node []nodeshim.Entry
@@ -201,7 +239,7 @@ func (s *Supervisor) launchLocked(in *instance) (launch, error) {
 		l.env["NODE_OPTIONS"] = nodeshim.NodeOptions(existing, s.deps.NodePreload)
 		l.env["TEND_NODE_LISTEN"] = nodeshim.ListenEnv(node)
 	}
-	return l, nil
+	return nil
 }
 
 // fdName is the app's name as LISTEN_FDNAMES allows it: no colons, at

@@ -117,16 +117,19 @@ func (s *Supervisor) spawnLocked(in *instance) error {
 	in.status, in.reason = api.StatusLaunching, ""
 	l, err := s.launchLocked(in)
 	if err != nil {
+		l.close()
 		return err
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
+		l.close()
 		return err
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
+		l.close()
 		return err
 	}
 	cmd := proc.Cmd{
@@ -141,6 +144,7 @@ func (s *Supervisor) spawnLocked(in *instance) error {
 			outW.Close()
 			errR.Close()
 			errW.Close()
+			l.close()
 			return err
 		}
 		cmd = proc.Wrap(s.deps.Exe, cmd)
@@ -150,9 +154,15 @@ func (s *Supervisor) spawnLocked(in *instance) error {
 	// the pipes reach EOF when the last process holding them exits.
 	outW.Close()
 	errW.Close()
+	if l.ipcChild != nil {
+		l.ipcChild.Close()
+	}
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		if l.ipc != nil {
+			l.ipc.Close()
+		}
 		s.deps.Log.Error("start failed", "app", spec.Name, "instance", in.slot, "err", err)
 		return err
 	}
@@ -170,6 +180,9 @@ func (s *Supervisor) spawnLocked(in *instance) error {
 	in.run, in.port, in.ready, in.appStatus = s.runs, l.port, false, ""
 	in.proxyAddLocked()
 	s.armReadyLocked(in)
+	if l.ipc != nil {
+		go s.readIPC(in, in.run, l.ipc)
+	}
 	s.deps.Log.Info("started", "app", spec.Name, "instance", in.slot, "pid", pid)
 	return nil
 }

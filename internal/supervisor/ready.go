@@ -1,7 +1,9 @@
 package supervisor
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -258,4 +260,26 @@ func (s *Supervisor) watchdogFiredLocked(in *instance, run uint64, why string) {
 		d := decide(&a.spec, exitBySignal(syscall.SIGABRT), what, uptime, in.unstable, in.backoff)
 		s.applyLocked(in, d)
 	})
+}
+
+// readIPC reads what a Node.js instance sends on its IPC channel (one JSON
+// value a line, Node's "json" serialization) until the channel closes:
+// "ready" is pm2's readiness message. Other messages are for the bus.
+func (s *Supervisor) readIPC(in *instance, run uint64, f *os.File) {
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		var msg any
+		if json.Unmarshal(sc.Bytes(), &msg) != nil {
+			continue
+		}
+		if msg == "ready" {
+			s.mu.Lock()
+			if in.run == run {
+				s.markReadyLocked(in)
+			}
+			s.mu.Unlock()
+		}
+	}
 }
