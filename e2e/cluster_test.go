@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -390,5 +393,87 @@ const t = setInterval(() => {
 	}
 	if strings.Contains(string(b), "NODE_CHANNEL_FD") {
 		t.Error("a program that is not Node got NODE_CHANNEL_FD")
+	}
+}
+
+// TestVerify: `tend verify` passes a well-behaved app and fails, with exit
+// code 1 and the kind counted, one whose every answer is a 5xx.
+func TestVerify(t *testing.T) {
+	e := newEnv(t)
+	good, bad := freePort(t), freePort(t)
+	e.ok("start", e.writeConfig("tend.json",
+		serveApp("good", "fds", good, map[string]any{"balance": api.BalanceReusePort}),
+		serveApp("bad", "port", bad, map[string]any{"env": map[string]string{"STATUS": "503"}, "ready": "tcp"})))
+	e.waitReady("good")
+	e.waitReady("bad")
+
+	out, errs, code := e.run("verify", "good", "--reloads", "2", "--settle", "200ms")
+	if code != 0 || !strings.Contains(out, "failures:  0 (") || !strings.Contains(out, "result:    OK") ||
+		!strings.Contains(out, "SIGKILL to instance 0") || !strings.Contains(out, "reload 2/2: done") {
+		t.Errorf("verify good: exit %d\n%s%s", code, out, errs)
+	}
+	out, errs, code = e.run("verify", "bad", "--reloads", "0", "--kill=false", "--settle", "200ms")
+	if code != 1 || !strings.Contains(out, "result:    FAILED") || strings.Contains(out, "5xx 0") {
+		t.Errorf("verify of an app answering 503: exit %d, want 1 with 5xx counted\n%s%s", code, out, errs)
+	}
+	if _, errs, code := e.run("verify", "nope"); code == 0 || !strings.Contains(errs, "nope") {
+		t.Errorf("verify of an unknown app: exit %d: %s", code, errs)
+	}
+}
+
+// TestProxyProtocol: with proxy_protocol the app's first line is a PROXY
+// v1 header naming the client.
+func TestProxyProtocol(t *testing.T) {
+	e := newEnv(t)
+	port := freePort(t)
+	e.ok("start", e.writeConfig("tend.json", map[string]any{
+		"name": "pp", "script": testproc.Command()[0], "args": []string{"firstline"},
+		"port": port, "proxy_protocol": true,
+	}))
+	e.waitReady("pp")
+	c, err := rawnet.Dial(context.Background(), rawnet.Addr{Host: "127.0.0.1", Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := regexp.MustCompile(`^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ ` + strconv.Itoa(port) + "\r\n$")
+	if !want.MatchString(line) {
+		t.Errorf("first line the app got: %q, want a PROXY v1 header", line)
+	}
+}
+
+// TestReadyHTTPAndUnixSocket: an HTTP readiness probe on the private port,
+// and an app held on a unix socket path in shared mode.
+func TestReadyHTTPAndUnixSocket(t *testing.T) {
+	e := newEnv(t)
+	port := freePort(t)
+	sock := filepath.Join(e.dir, "app.sock")
+	e.ok("start", e.writeConfig("tend.json",
+		serveApp("probed", "port", port, map[string]any{"ready": "http:/healthz"}),
+		map[string]any{"name": "unix", "script": testproc.Command()[0], "args": []string{"serve", "fds"},
+			"listen": sock, "balance": api.BalanceShared, "instances": 2}))
+	e.waitReady("probed")
+	e.waitReady("unix")
+	c, err := rawnet.Dial(context.Background(), rawnet.Addr{Path: sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 200") || !strings.Contains(string(b), "ok ") {
+		t.Errorf("GET over the app's unix socket: %q", b)
+	}
+	e.ok("stop", "unix")
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("the unix socket file is left after stop: %v", err)
 	}
 }

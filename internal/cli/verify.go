@@ -107,7 +107,9 @@ func (v *verify) run(ctx context.Context) error {
 		defer r.Stop()
 		runners = append(runners, r)
 	}
-	if err := v.wait(ctx, 10*time.Second, func() bool { return runners[0].Snapshot().OK > 0 && runners[1].Snapshot().OK > 0 }); err != nil {
+	// Any finished request, good or bad, shows the clients are running;
+	// failures from the start are reported like any other.
+	if err := v.wait(ctx, 10*time.Second, func() bool { return runners[0].Snapshot().Requests > 0 && runners[1].Snapshot().Requests > 0 }); err != nil {
 		return fmt.Errorf("%s does not answer on %s: %w", d.Name, addr, err)
 	}
 	v.sleep(ctx, v.settle)

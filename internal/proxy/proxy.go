@@ -75,7 +75,10 @@ func (p *Proxy) Serve() {
 	for {
 		c, err := rawnet.AcceptPolled(p.ln)
 		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
+			p.mu.Lock()
+			closed := p.closed
+			p.mu.Unlock()
+			if closed || errors.Is(err, os.ErrClosed) {
 				return
 			}
 			p.opts.Log.Warn("proxy accept", "err", err)

@@ -1,6 +1,7 @@
 package testproc
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,9 @@ func serve(how string) error {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if draining.Load() {
 				w.Header().Set("Connection", "close")
+			}
+			if code, err := strconv.Atoi(os.Getenv("STATUS")); err == nil {
+				w.WriteHeader(code)
 			}
 			fmt.Fprintf(w, "ok %d %s\n", os.Getpid(), tag)
 		}),
@@ -141,4 +145,28 @@ func watchdog(n int) error {
 		time.Sleep(time.Duration(usec) * time.Microsecond / 2)
 	}
 	return nil
+}
+
+// firstLine accepts on $PORT and answers each connection with the first
+// line it received (a PROXY protocol header, from tend's proxy), then
+// closes it.
+func firstLine() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	if err != nil {
+		return err
+	}
+	if err := Notify("READY=1"); err != nil {
+		return err
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer func() { _ = c.Close() }()
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			_, _ = c.Write([]byte(line))
+		}()
+	}
 }

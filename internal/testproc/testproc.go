@@ -38,6 +38,9 @@
 //	                   HOW is "fds" (LISTEN_FDS, checking LISTEN_PID),
 //	                   "port" ($PORT), or "fds-silent"/"port-silent" (never
 //	                   send READY=1)
+//	                   ($STATUS, if set, is the status of every answer)
+//	firstline          on $PORT, answer each connection with the first
+//	                   line it sent (to see a PROXY protocol header)
 //	notify MSG         send MSG (e.g. READY=1) to $NOTIFY_SOCKET
 //	watchdog N         send WATCHDOG=1 N times, every half WATCHDOG_USEC,
 //	                   then stop sending (a hung program)
@@ -100,6 +103,8 @@ func run(args []string) error {
 		switch verb {
 		case "print", "stderr", "nonl", "bigline", "sleep", "exit", "ignore", "pid", "spawn", "spawnsid", "daemonize", "env", "busy", "waitfile", "serve", "notify", "watchdog":
 			n = 1
+		case "firstline":
+			n = 0
 		case "lines", "trap", "write":
 			n = 2
 		case "httpget":
@@ -122,6 +127,8 @@ func do(verb string, a []string) error {
 	switch verb {
 	case "serve":
 		return serve(a[0])
+	case "firstline":
+		return firstLine()
 	case "notify":
 		return Notify(a[0])
 	case "watchdog":
