@@ -65,6 +65,12 @@ func newEnv(t *testing.T) *env {
 			if b, err := os.ReadFile(filepath.Join(e.home, "daemon.log")); err == nil {
 				t.Logf("daemon.log:\n%s", b)
 			}
+			errLogs, _ := filepath.Glob(filepath.Join(e.home, "logs", "*error*.log"))
+			for _, f := range errLogs {
+				if b, err := os.ReadFile(f); err == nil && len(b) > 0 {
+					t.Logf("%s:\n%s", filepath.Base(f), b[max(0, len(b)-4000):])
+				}
+			}
 		}
 		os.RemoveAll(root)
 	})

@@ -156,8 +156,9 @@ func TestUnixSocketStaleAndBusy(t *testing.T) {
 	}
 }
 
-// TestSteer checks that a steered group leaves its last socket alone, so
-// it can be closed without resetting queued connections.
+// TestSteer checks that a steered group leaves the sockets not named
+// alone: they can be closed, or wait for a new process, with nothing new
+// queued on them.
 func TestSteer(t *testing.T) {
 	port, err := FreePort()
 	if err != nil {
@@ -173,7 +174,7 @@ func TestSteer(t *testing.T) {
 		defer l.Close()
 		group = append(group, l)
 	}
-	if err := Steer(group[0], 2); err != nil {
+	if err := Steer(group[0], []int{0, 2}); err != nil {
 		t.Fatalf("Steer: %v", err)
 	}
 	var conns []*os.File
@@ -200,8 +201,8 @@ func TestSteer(t *testing.T) {
 			got[i]++
 		}
 	}
-	if got[2] != 0 || got[0] == 0 || got[1] == 0 || got[0]+got[1] != 60 {
-		t.Fatalf("connections per socket %v: want all 60 on the first two, both used", got)
+	if got[1] != 0 || got[0] == 0 || got[2] == 0 || got[0]+got[2] != 60 {
+		t.Fatalf("connections per socket %v: want all 60 on sockets 0 and 2, both used", got)
 	}
 	if err := Unsteer(group[0]); err != nil {
 		t.Fatalf("Unsteer: %v", err)

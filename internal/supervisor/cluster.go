@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -32,6 +31,9 @@ type sockets struct {
 	slots [][]*os.File
 	// proxy: the daemon accepts on the public address and forwards.
 	proxies []*proxy.Proxy
+	// steered is the set of slots new connections are steered to, nil
+	// when the kernel hashes across every slot (steerLocked).
+	steered []int
 }
 
 // openSocketsLocked binds the app's addresses, if it has any and they are
@@ -82,14 +84,21 @@ func (s *Supervisor) openSocketsLocked(a *app) error {
 	return nil
 }
 
-// addSlot binds one more set of reuseport sockets, for a new slot.
+// addSlot binds one more set of reuseport sockets, for a new slot. A unix
+// socket path has no reuseport group: every slot shares one socket.
 func (k *sockets) addSlot() error {
 	var set []*os.File
-	for _, addr := range k.addrs {
+	for i, addr := range k.addrs {
+		if addr.Unix() && len(k.slots) > 0 {
+			set = append(set, k.slots[0][i])
+			continue
+		}
 		f, err := rawnet.Listen(addr, rawnet.ListenOptions{ReusePort: !addr.Unix()})
 		if err != nil {
-			for _, g := range set {
-				g.Close()
+			for j, g := range set {
+				if !k.addrs[j].Unix() || len(k.slots) == 0 {
+					g.Close()
+				}
 			}
 			return err
 		}
@@ -106,9 +115,11 @@ func (k *sockets) close() {
 	for _, f := range k.shared {
 		f.Close()
 	}
-	for _, set := range k.slots {
-		for _, f := range set {
-			f.Close()
+	for n, set := range k.slots {
+		for i, f := range set {
+			if n == 0 || f != k.slots[0][i] {
+				f.Close()
+			}
 		}
 	}
 	for _, p := range k.proxies {
@@ -303,31 +314,61 @@ func drainTimeout(spec *api.AppSpec) time.Duration {
 	return min(250*time.Millisecond, spec.KillTimeout.Std())
 }
 
-// steerAway prepares the removal of the top slot's reuseport
-// sockets: the kernel would reset the connections queued on them when
-// they close, so new connections are steered to the slots that stay.
-func (k *sockets) steerAway(keep int) error {
+// steerLocked points the new connections of a reuseport app at the slots
+// that can take them: a slot being removed by a scale-down, or whose
+// process crashed or has not said it is ready, is left out, so nothing new
+// queues on a socket nobody accepts on. (What is queued there already
+// waits for the slot's next process, or is forwarded by removeTopSlot.)
+// With every slot able, or none, the kernel's hash is used.
+func (s *Supervisor) steerLocked(a *app) {
+	k := a.socks
 	if k == nil || k.balance != api.BalanceReusePort || len(k.slots) == 0 {
-		return nil
+		return
 	}
-	var errs []error
-	for _, f := range k.slots[0] {
-		errs = append(errs, rawnet.Steer(f, keep))
+	var live []int
+	for i := range k.slots {
+		if i < len(a.insts) && a.insts[i].pid != 0 && a.insts[i].ready {
+			live = append(live, i)
+		}
 	}
-	return errors.Join(errs...)
+	all := len(live) == 0 || len(live) == len(k.slots)
+	if all && k.steered == nil || slices.Equal(live, k.steered) {
+		return
+	}
+	for i, f := range k.slots[0] {
+		if k.addrs[i].Unix() {
+			continue
+		}
+		var err error
+		if all {
+			err = rawnet.Unsteer(f)
+		} else {
+			err = rawnet.Steer(f, live)
+		}
+		if err != nil {
+			s.deps.Log.Warn("cannot steer new connections to the slots that serve; those of a stopped slot wait for its next process", "app", a.spec.Name, "err", err)
+		}
+	}
+	k.steered = nil
+	if !all {
+		k.steered = live
+	}
 }
 
 // removeTopSlot closes the top slot's sockets once its process is gone.
 // Connections that were still queued on them are accepted here and
-// forwarded to the public address, which the steering sends to a slot
-// that stays; then the sockets close with empty queues.
+// forwarded to the public address, which steering sends to a slot that
+// stays; then the sockets close with empty queues.
 func (k *sockets) removeTopSlot(s *Supervisor) {
-	if k == nil || k.balance != api.BalanceReusePort || len(k.slots) == 0 {
+	if k == nil || k.balance != api.BalanceReusePort || len(k.slots) < 2 {
 		return
 	}
 	top := k.slots[len(k.slots)-1]
 	k.slots = k.slots[:len(k.slots)-1]
 	for i, f := range top {
+		if f == k.slots[0][i] {
+			continue // a unix socket, shared by every slot
+		}
 		for rawnet.Pending(f) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			c, err := rawnet.Accept(ctx, f)
@@ -335,21 +376,9 @@ func (k *sockets) removeTopSlot(s *Supervisor) {
 			if err != nil {
 				break
 			}
-			target := k.addrs[i].Loopback()
-			go s.forward(c, target)
+			go s.forward(c, k.addrs[i].Loopback())
 		}
 		f.Close()
-	}
-}
-
-// unsteer lets the kernel hash across the whole group again, once every
-// slot being removed is gone.
-func (k *sockets) unsteer() {
-	if k == nil || k.balance != api.BalanceReusePort || len(k.slots) == 0 {
-		return
-	}
-	for _, f := range k.slots[0] {
-		_ = rawnet.Unsteer(f)
 	}
 }
 

@@ -238,6 +238,7 @@ func (s *Supervisor) onExit(in *instance, e proc.Exit) {
 	wasReady := in.ready
 	s.resetReadyLocked(in)
 	a := in.app
+	s.steerLocked(a)
 	s.deps.Log.Info("exited", "app", a.spec.Name, "instance", in.slot, "pid", e.PID, "how", e.String(), "uptime", uptime)
 	if !wasReady {
 		in.settleLocked(fmt.Errorf("it %s before it was ready", e))

@@ -74,6 +74,7 @@ func (s *Supervisor) markReadyLocked(in *instance) {
 		in.readyTimer = nil
 	}
 	in.proxyReadyLocked(true)
+	s.steerLocked(in.app)
 	s.deps.Log.Info("ready", "app", in.app.spec.Name, "instance", in.slot, "pid", in.pid, "after", s.deps.Clock.Now().Sub(in.started))
 	in.settleLocked(nil)
 }

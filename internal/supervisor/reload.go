@@ -273,6 +273,8 @@ func (s *Supervisor) scaleApp(a *app, how string) error {
 				}
 			}
 		}
+		// New slots get connections once they are ready.
+		s.steerLocked(a)
 		s.mu.Unlock()
 		s.persist()
 		return first
@@ -281,9 +283,7 @@ func (s *Supervisor) scaleApp(a *app, how string) error {
 	a.insts = a.insts[:n]
 	a.spec.Instances = n
 	a.extra = append(a.extra, removed...)
-	if err := a.socks.steerAway(n); err != nil {
-		s.deps.Log.Warn("cannot steer connections away from the slots being removed; their queued connections may be reset", "app", a.spec.Name, "err", err)
-	}
+	s.steerLocked(a)
 	s.mu.Unlock()
 	s.persist()
 	// Top slot first, so the sockets leave their groups from the end.
@@ -303,7 +303,7 @@ func (s *Supervisor) scaleApp(a *app, how string) error {
 		s.mu.Unlock()
 	}
 	s.mu.Lock()
-	a.socks.unsteer()
+	s.steerLocked(a)
 	s.mu.Unlock()
 	return nil
 }

@@ -46,10 +46,15 @@ func serve(how string) error {
 	if err != nil {
 		return err
 	}
-	var draining atomic.Bool
+	// draining: answers carry Connection: close. stopped: the accept loop
+	// has ended, so no connection can appear any more and the last one to
+	// close may end the process.
+	var draining, stopped atomic.Bool
 	var mu sync.Mutex
 	open := map[net.Conn]bool{}
 	allClosed := make(chan struct{})
+	var closeOnce sync.Once
+	done := func() { closeOnce.Do(func() { close(allClosed) }) }
 	tag := os.Getenv("TAG")
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -69,12 +74,8 @@ func serve(how string) error {
 				open[c] = true
 			case http.StateClosed, http.StateHijacked:
 				delete(open, c)
-				if draining.Load() && len(open) == 0 {
-					select {
-					case <-allClosed:
-					default:
-						close(allClosed)
-					}
+				if stopped.Load() && len(open) == 0 {
+					done()
 				}
 			}
 		},
@@ -98,8 +99,9 @@ func serve(how string) error {
 	// recorded (StateNew) the last connection it accepted.
 	<-served
 	mu.Lock()
+	stopped.Store(true)
 	if len(open) == 0 {
-		close(allClosed)
+		done()
 	}
 	mu.Unlock()
 	// A connection with no request in 500 ms is idle: close it.
