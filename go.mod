@@ -9,3 +9,5 @@ require (
 	github.com/urfave/cli/v3 v3.14.0
 	golang.org/x/sys v0.49.0
 )
+
+require github.com/coreos/go-systemd/v22 v22.7.0

@@ -511,3 +511,60 @@ func TestCrashedSlotSteeredAround(t *testing.T) {
 		t.Errorf("answers came from %v, want only slot 1's process", res.ByTag)
 	}
 }
+
+// pythonServer serves HTTP on the socket tend passes as fd 3, as a Python
+// service written for systemd socket activation does.
+const pythonServer = `import os, socket, http.server, socketserver
+assert os.environ["LISTEN_PID"] == str(os.getpid()), "LISTEN_PID is not this process"
+assert os.environ["LISTEN_FDS"] == "1"
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"ok %d\n" % os.getpid()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = socketserver.ThreadingTCPServer(("", 0), Handler, bind_and_activate=False)
+server.socket = socket.socket(fileno=3)
+server.serve_forever()
+`
+
+// TestSocketActivatedApps: programs written for systemd socket activation
+// run unchanged: Go with coreos/go-systemd (activation.Listeners and
+// sd_notify), reloaded under load; Python with socket.socket(fileno=3).
+func TestSocketActivatedApps(t *testing.T) {
+	e := newEnv(t)
+	goPort, pyPort := freePort(t), freePort(t)
+	script := filepath.Join(e.dir, "server.py")
+	if err := os.WriteFile(script, []byte(pythonServer), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("start", e.writeConfig("tend.json",
+		serveApp("gosd", "systemd", goPort, map[string]any{"balance": api.BalanceReusePort, "ready": "notify"}),
+		map[string]any{"name": "py", "script": script, "instances": 2, "port": pyPort, "balance": api.BalanceShared}))
+	e.waitReady("gosd")
+	reloadUnderLoad(t, e, "gosd", goPort, 5)
+
+	e.waitReady("py")
+	dial := func(ctx context.Context) (loadgen.Conn, error) {
+		f, err := rawnet.Dial(ctx, rawnet.Addr{Host: "127.0.0.1", Port: pyPort})
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Dial: dial, Connections: 4, Requests: 200, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK != 200 {
+		t.Fatalf("python: %d of 200 ok: %v", res.OK, res.FailureSamples)
+	}
+	for _, in := range e.app("py").Instances {
+		if in.Restarts != 0 {
+			t.Errorf("python instance %d restarted %d times (its assertions failed?)", in.Slot, in.Restarts)
+		}
+	}
+}

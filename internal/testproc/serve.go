@@ -15,6 +15,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/coreos/go-systemd/v22/daemon"
 )
 
 // serve is a well-behaved HTTP server of the kind tend's cluster mode is
@@ -38,6 +41,16 @@ func serve(how string) error {
 			return fmt.Errorf("LISTEN_FDS is %q, want 1", os.Getenv("LISTEN_FDS"))
 		}
 		ln, err = net.FileListener(os.NewFile(3, "listen"))
+	case "systemd":
+		// What a Go service written for systemd does, with the library
+		// such services use.
+		var lns []net.Listener
+		if lns, err = activation.Listeners(); err == nil && len(lns) != 1 {
+			err = fmt.Errorf("go-systemd found %d listeners, want 1 (LISTEN_PID %q, pid %d)", len(lns), os.Getenv("LISTEN_PID"), os.Getpid())
+		}
+		if err == nil {
+			ln = lns[0]
+		}
 	case "port":
 		ln, err = net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
 	default:
@@ -87,7 +100,12 @@ func serve(how string) error {
 		_ = srv.Serve(ln)
 		close(served)
 	}()
-	if !silent {
+	switch {
+	case how == "systemd":
+		if ok, err := daemon.SdNotify(false, daemon.SdNotifyReady); !ok {
+			return fmt.Errorf("sd_notify READY=1: sent %v, %v", ok, err)
+		}
+	case !silent:
 		if err := Notify("READY=1"); err != nil {
 			return err
 		}

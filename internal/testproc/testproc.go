@@ -36,6 +36,8 @@
 //	serve HOW          serve HTTP ("ok <pid> <TAG>", TAG from $TAG) until
 //	                   SIGINT/SIGTERM, then drain gracefully (see serve.go);
 //	                   HOW is "fds" (LISTEN_FDS, checking LISTEN_PID),
+//	                   "systemd" (coreos/go-systemd's activation and
+//	                   sd_notify, as a systemd service does it),
 //	                   "port" ($PORT), or "fds-silent"/"port-silent" (never
 //	                   send READY=1)
 //	                   ($STATUS, if set, is the status of every answer)
