@@ -103,7 +103,7 @@ func serve(how string) error {
 	switch {
 	case how == "systemd":
 		if ok, err := daemon.SdNotify(false, daemon.SdNotifyReady); !ok {
-			return fmt.Errorf("sd_notify READY=1: sent %v, %v", ok, err)
+			return fmt.Errorf("sd_notify READY=1 not sent (is NOTIFY_SOCKET set?): %w", err)
 		}
 	case !silent:
 		if err := Notify("READY=1"); err != nil {
