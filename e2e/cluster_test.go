@@ -568,3 +568,58 @@ func TestSocketActivatedApps(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyTimeoutRestarts: outside a reload, an instance that does not
+// say it is ready within listen_timeout has failed: it is stopped and the
+// restart policy runs, as after a crash.
+func TestReadyTimeoutRestarts(t *testing.T) {
+	e := newEnv(t)
+	e.ok("start", testproc.Command()[0], "--name", "mute", "--ready", "notify", "--listen-timeout", "300ms", "--", "sleep", "forever")
+	first := e.app("mute").Instances[0].PID
+	var in api.InstanceInfo
+	waitFor(t, "the silent instance to be restarted", func() bool {
+		in = e.app("mute").Instances[0]
+		return in.Restarts >= 1 && in.PID != first
+	})
+	if in.Ready {
+		t.Error("the restarted silent instance reads as ready")
+	}
+	if !strings.Contains(e.readDaemonLog(), "not ready in time") {
+		t.Error("daemon.log does not say why")
+	}
+}
+
+// TestListenConflicts: a second app on a unix socket path someone listens
+// on is refused, and the first keeps its socket file; readiness probes
+// that need a private port are refused outside proxy mode.
+func TestListenConflicts(t *testing.T) {
+	e := newEnv(t)
+	sock := filepath.Join(e.dir, "app.sock")
+	e.ok("start", e.writeConfig("a.json", map[string]any{"name": "a", "script": testproc.Command()[0],
+		"args": []string{"serve", "fds"}, "listen": sock, "balance": api.BalanceShared}))
+	e.waitReady("a")
+	_, errs, code := e.run("start", e.writeConfig("b.json", map[string]any{"name": "b", "script": testproc.Command()[0],
+		"args": []string{"serve", "fds"}, "listen": sock, "balance": api.BalanceShared}))
+	if code == 0 || !strings.Contains(errs, "already listening") {
+		t.Errorf("second app on a busy socket path: exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(sock); err != nil {
+		t.Errorf("the first app's socket file is gone after the refused start: %v", err)
+	}
+	if names := appNames(e.list()); !slices.Equal(names, []string{"a"}) {
+		t.Errorf("apps after the refused start: %v", names)
+	}
+	_, errs, code = e.run("start", testproc.Command()[0], "--name", "c", "--port", strconv.Itoa(freePort(t)),
+		"--balance", "reuseport", "--ready", "tcp", "--", "serve", "fds")
+	if code != 2 || !strings.Contains(errs, "proxy") {
+		t.Errorf("ready tcp with reuseport: exit %d, want 2 naming proxy mode: %s", code, errs)
+	}
+}
+
+func appNames(apps []api.AppInfo) []string {
+	var out []string
+	for _, a := range apps {
+		out = append(out, a.Name)
+	}
+	return out
+}

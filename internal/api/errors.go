@@ -10,6 +10,9 @@ var (
 	ErrInvalid  = errors.New("invalid request")
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
+	// ErrFailed is an action that ran and did not succeed, such as a
+	// reload whose new process never became ready.
+	ErrFailed   = errors.New("failed")
 	ErrInternal = errors.New("internal error")
 )
 
@@ -18,6 +21,7 @@ const (
 	CodeInvalid  = "invalid"
 	CodeNotFound = "not_found"
 	CodeConflict = "conflict"
+	CodeFailed   = "failed"
 	CodeInternal = "internal"
 )
 
@@ -55,6 +59,8 @@ func kindOf(code string) error {
 		return ErrNotFound
 	case CodeConflict:
 		return ErrConflict
+	case CodeFailed:
+		return ErrFailed
 	default:
 		return ErrInternal
 	}
@@ -70,6 +76,8 @@ func Classify(err error) (code string, status int) {
 		return CodeNotFound, 404
 	case errors.Is(err, ErrConflict):
 		return CodeConflict, 409
+	case errors.Is(err, ErrFailed):
+		return CodeFailed, 422
 	default:
 		return CodeInternal, 500
 	}

@@ -168,6 +168,12 @@ func (s *AppSpec) ReadyCheck() ReadyCheck {
 			r.Mode = ReadyNotify
 		}
 	}
+	if r.Mode == ReadyAuto && s.Balance == BalanceProxy {
+		// The proxy sends connections only to a ready instance: its
+		// private port accepting is the signal, and a program that never
+		// listens is a failure, not ready by default.
+		r.Mode = ReadyTCP
+	}
 	if u, ok := strings.CutPrefix(r.Mode, "http:"); ok {
 		r.Mode, r.URL = "http", u
 		if strings.HasPrefix(u, "//") {
@@ -280,10 +286,17 @@ func (s *AppSpec) Validate() error {
 		return bad("durations must not be negative")
 	}
 	switch r := s.ReadyCheck(); r.Mode {
-	case ReadyAuto, ReadyNotify, ReadyTCP:
+	case ReadyAuto, ReadyNotify:
+	case ReadyTCP:
+		if s.Balance != BalanceProxy {
+			return bad("ready %q probes the instance's private port, which only proxy mode gives (balance: proxy); use notify, or an http:// URL", s.Ready)
+		}
 	case "http":
 		if !strings.HasPrefix(r.URL, "/") && !strings.HasPrefix(r.URL, "http://") {
 			return bad("ready %q: give http:/path (on the instance's port) or an http:// URL", s.Ready)
+		}
+		if strings.HasPrefix(r.URL, "/") && s.Balance != BalanceProxy {
+			return bad("ready %q probes the instance's private port, which only proxy mode gives (balance: proxy); give a full http:// URL instead", s.Ready)
 		}
 	default:
 		return bad("ready must be auto, notify, tcp, or http:/path, got %q", s.Ready)

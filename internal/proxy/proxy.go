@@ -225,26 +225,33 @@ func (p *Proxy) handle(client *os.File) {
 	defer client.Close()
 	deadline := time.Now().Add(p.opts.HoldTimeout)
 	skip := map[uint64]bool{}
+	retry := 10 * time.Millisecond
 	for {
 		b, wait, ok := p.pick(skip)
 		if !ok {
 			return
 		}
 		if b == nil {
+			// No ready backend, or every one refused: wait for a change,
+			// or, after refusals, try them again a little later (a
+			// backend may refuse for a moment and stay "ready").
+			next := time.Until(deadline)
 			if len(skip) > 0 {
-				// Every ready backend refused: forget that and wait for
-				// a change before trying them again.
 				clear(skip)
+				next = min(next, retry)
+				retry = min(2*retry, 500*time.Millisecond)
 			}
-			t := time.NewTimer(time.Until(deadline))
+			t := time.NewTimer(next)
 			select {
 			case <-wait:
-				t.Stop()
-				continue
 			case <-t.C:
+			}
+			t.Stop()
+			if time.Now().After(deadline) {
 				p.opts.Log.Warn("proxy: no ready instance; closing a client", "waited", p.opts.HoldTimeout)
 				return
 			}
+			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		up, err := rawnet.Dial(ctx, b.addr)

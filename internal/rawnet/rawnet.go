@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -240,9 +241,15 @@ func removeStale(a Addr) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if c, err := Dial(ctx, a); err == nil {
+	c, err := Dial(ctx, a)
+	if err == nil {
 		c.Close()
 		return fmt.Errorf("%s: something is already listening there: %w", a.Path, unix.EADDRINUSE)
+	}
+	if !errors.Is(err, unix.ECONNREFUSED) {
+		// A full backlog, say: someone is there. Only a refusal proves
+		// the file is left from a dead process.
+		return fmt.Errorf("%s: in use (%v): %w", a.Path, err, unix.EADDRINUSE)
 	}
 	return os.Remove(a.Path)
 }
@@ -280,6 +287,34 @@ func FreePort() (int, error) {
 	}
 	defer f.Close()
 	return LocalPort(f)
+}
+
+// PrivatePort returns a TCP port on 127.0.0.1 that nothing listens on,
+// for an instance's private port in proxy mode. It is picked below the
+// kernel's ephemeral range (ip_local_port_range), where outgoing
+// connections (the proxy's own among them) take their ports, so that the
+// port is still free when the instance binds it a moment later.
+func PrivatePort() (int, error) {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	const first = 10000
+	if low-first >= 1000 {
+		for range 50 {
+			p := first + rand.IntN(low-first)
+			f, err := Listen(Addr{Host: "127.0.0.1", Port: p}, ListenOptions{Backlog: 1})
+			if err == nil {
+				f.Close()
+				return p, nil
+			}
+		}
+	}
+	return FreePort()
 }
 
 // Dial connects to a. The connection is non-blocking and served by Go's

@@ -208,3 +208,15 @@ func TestSteer(t *testing.T) {
 		t.Fatalf("Unsteer: %v", err)
 	}
 }
+
+func TestPrivatePort(t *testing.T) {
+	p, err := PrivatePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Listen(Addr{Host: "127.0.0.1", Port: p}, ListenOptions{})
+	if err != nil {
+		t.Fatalf("PrivatePort %d is not free: %v", p, err)
+	}
+	l.Close()
+}

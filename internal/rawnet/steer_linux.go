@@ -21,7 +21,7 @@ import (
 // needs no privilege.
 func Steer(l *os.File, indexes []int) error {
 	n := len(indexes)
-	if n < 1 || n > 1000 {
+	if n < 1 || n > 2000 { // a classic BPF program has at most 4096 instructions
 		return fmt.Errorf("steer to %d sockets", n)
 	}
 	const skfAdRandom = 0xfffff000 + 56 // SKF_AD_OFF + SKF_AD_RANDOM

@@ -34,6 +34,18 @@ type sockets struct {
 	// steered is the set of slots new connections are steered to, nil
 	// when the kernel hashes across every slot (steerLocked).
 	steered []int
+	// bound are the unix socket paths this app created, removed when it
+	// lets them go (never a path someone else listens on).
+	bound []string
+}
+
+// listen binds addr and remembers a unix socket path it created.
+func (k *sockets) listen(addr rawnet.Addr, o rawnet.ListenOptions) (*os.File, error) {
+	f, err := rawnet.Listen(addr, o)
+	if err == nil && addr.Unix() {
+		k.bound = append(k.bound, addr.Path)
+	}
+	return f, err
 }
 
 // openSocketsLocked binds the app's addresses, if it has any and they are
@@ -63,7 +75,7 @@ func (s *Supervisor) openSocketsLocked(a *app) error {
 		}
 	case api.BalanceProxy:
 		for _, addr := range k.addrs {
-			f, err := rawnet.Listen(addr, rawnet.ListenOptions{NonBlocking: true})
+			f, err := k.listen(addr, rawnet.ListenOptions{NonBlocking: true})
 			if err != nil {
 				return fail(err)
 			}
@@ -73,7 +85,7 @@ func (s *Supervisor) openSocketsLocked(a *app) error {
 		}
 	default:
 		for _, addr := range k.addrs {
-			f, err := rawnet.Listen(addr, rawnet.ListenOptions{})
+			f, err := k.listen(addr, rawnet.ListenOptions{})
 			if err != nil {
 				return fail(err)
 			}
@@ -93,7 +105,7 @@ func (k *sockets) addSlot() error {
 			set = append(set, k.slots[0][i])
 			continue
 		}
-		f, err := rawnet.Listen(addr, rawnet.ListenOptions{ReusePort: !addr.Unix()})
+		f, err := k.listen(addr, rawnet.ListenOptions{ReusePort: !addr.Unix()})
 		if err != nil {
 			for j, g := range set {
 				if !k.addrs[j].Unix() || len(k.slots) == 0 {
@@ -125,10 +137,8 @@ func (k *sockets) close() {
 	for _, p := range k.proxies {
 		_ = p.Close()
 	}
-	for _, addr := range k.addrs {
-		if addr.Unix() {
-			_ = os.Remove(addr.Path)
-		}
+	for _, p := range k.bound {
+		_ = os.Remove(p)
 	}
 }
 
@@ -217,7 +227,7 @@ func (s *Supervisor) socketsLaunch(in *instance, l *launch) error {
 		return nil
 	}
 	if k.balance == api.BalanceProxy {
-		port, err := rawnet.FreePort()
+		port, err := rawnet.PrivatePort()
 		if err != nil {
 			return fmt.Errorf("private port: %w", err)
 		}
@@ -331,6 +341,13 @@ func (s *Supervisor) steerLocked(a *app) {
 			live = append(live, i)
 		}
 	}
+	if len(live) == 0 && len(a.insts) < len(k.slots) {
+		// Nothing serves right now, but slots are being removed: keep
+		// new connections on the slots that stay, to wait there.
+		for i := range a.insts {
+			live = append(live, i)
+		}
+	}
 	all := len(live) == 0 || len(live) == len(k.slots)
 	if all && k.steered == nil || slices.Equal(live, k.steered) {
 		return
@@ -355,13 +372,11 @@ func (s *Supervisor) steerLocked(a *app) {
 	}
 }
 
-// removeTopSlot closes the top slot's sockets once its process is gone.
-// Connections that were still queued on them are accepted here and
-// forwarded to the public address, which steering sends to a slot that
-// stays; then the sockets close with empty queues.
-func (k *sockets) removeTopSlot(s *Supervisor) {
+// detachTopSlot takes the top slot's sockets out of the app once its
+// process is gone; the caller drains them with drainClosed, without s.mu.
+func (k *sockets) detachTopSlot() (files []*os.File, addrs []rawnet.Addr) {
 	if k == nil || k.balance != api.BalanceReusePort || len(k.slots) < 2 {
-		return
+		return nil, nil
 	}
 	top := k.slots[len(k.slots)-1]
 	k.slots = k.slots[:len(k.slots)-1]
@@ -369,6 +384,17 @@ func (k *sockets) removeTopSlot(s *Supervisor) {
 		if f == k.slots[0][i] {
 			continue // a unix socket, shared by every slot
 		}
+		files, addrs = append(files, f), append(addrs, k.addrs[i])
+	}
+	return files, addrs
+}
+
+// drainClosed accepts what is still queued on sockets nobody accepts on
+// any more and forwards it to the public address, which steering sends to
+// a slot that stays; then it closes them, with empty queues, so the kernel
+// resets nothing.
+func (s *Supervisor) drainClosed(files []*os.File, addrs []rawnet.Addr) {
+	for i, f := range files {
 		for rawnet.Pending(f) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			c, err := rawnet.Accept(ctx, f)
@@ -376,7 +402,7 @@ func (k *sockets) removeTopSlot(s *Supervisor) {
 			if err != nil {
 				break
 			}
-			go s.forward(c, k.addrs[i].Loopback())
+			go s.forward(c, addrs[i].Loopback())
 		}
 		f.Close()
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -120,6 +121,8 @@ func (s *Supervisor) spawnLocked(in *instance) error {
 		l.close()
 		return err
 	}
+	run := s.runs + 1
+	l.env["TEND_RUN"] = strconv.FormatUint(run, 10)
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		l.close()
@@ -176,8 +179,8 @@ func (s *Supervisor) spawnLocked(in *instance) error {
 	}
 	in.cpuPrev, in.cpuAt, in.cpuLast, in.cpuValid = 0, time.Now(), 0, false
 	in.status = api.StatusOnline
-	s.runs++
-	in.run, in.port, in.ready, in.appStatus = s.runs, l.port, false, ""
+	s.runs = run
+	in.run, in.port, in.ready, in.appStatus = run, l.port, false, ""
 	in.proxyAddLocked()
 	s.armReadyLocked(in)
 	if l.ipc != nil {
@@ -199,6 +202,15 @@ func checkExecutable(path string) error {
 		return &os.PathError{Op: "exec", Path: path, Err: syscall.EACCES}
 	}
 	return nil
+}
+
+// exitPhrase says how a process ended, after "it": "exited with code 1",
+// "was killed by SIGKILL".
+func exitPhrase(e proc.Exit) string {
+	if e.Signal() != 0 {
+		return "was " + e.String()
+	}
+	return e.String()
 }
 
 // exitBySignal is the exit of a process killed by sig.
@@ -241,12 +253,12 @@ func (s *Supervisor) onExit(in *instance, e proc.Exit) {
 	s.steerLocked(a)
 	s.deps.Log.Info("exited", "app", a.spec.Name, "instance", in.slot, "pid", e.PID, "how", e.String(), "uptime", uptime)
 	if !wasReady {
-		in.settleLocked(fmt.Errorf("it %s before it was ready", e))
+		in.settleLocked(fmt.Errorf("it %s before it was ready", exitPhrase(e)))
 	}
 	if in.candidate && !in.stopping {
 		// A reload's new process that failed: the reload reports it and
 		// the old process keeps serving; nothing restarts it.
-		in.status, in.reason = api.StatusErrored, fmt.Sprintf("new process %s before it was ready", e)
+		in.status, in.reason = api.StatusErrored, fmt.Sprintf("the new process %s before it was ready", exitPhrase(e))
 		if len(s.strayMembersLocked(takeSnapshot(), in)) == 0 {
 			in.pgid = 0
 		} else {
@@ -410,6 +422,7 @@ func (s *Supervisor) recheckLater(in *instance, gen int, d time.Duration) {
 		s.deps.Log.Error("processes survive SIGKILL; giving up on them", "app", in.app.spec.Name, "instance", in.slot, "leader", in.pid, "pids", left)
 		// A leader that dies later must not read as a crash to restart.
 		in.pid = 0
+		s.resetReadyLocked(in)
 		s.completeStopLocked(in)
 	})
 }

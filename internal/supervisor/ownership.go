@@ -114,6 +114,11 @@ func (s *Supervisor) strayMembersLocked(snap *snapshot, in *instance) []member {
 		default:
 			if markers == nil {
 				markers = s.markers(in.app.spec.Name, in.slot)
+				if in.run != 0 {
+					// During a reload a slot has two processes; each
+					// owns only what it started.
+					markers = append(markers, []byte("\x00TEND_RUN="+strconv.FormatUint(in.run, 10)+"\x00"))
+				}
 			}
 			if hasMarkers(pid, markers) {
 				out = append(out, member{pid, st.StartTicks})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,14 +31,8 @@ func (s *Supervisor) armReadyLocked(in *instance) {
 	rc := in.app.spec.ReadyCheck()
 	run := in.run
 	in.readyTimer = s.deps.Clock.AfterFunc(rc.Timeout, func() { s.readyTimeout(in, run) })
-	switch rc.Mode {
-	case api.ReadyTCP, "http":
+	if rc.Mode == api.ReadyTCP || rc.Mode == "http" {
 		go s.probe(in, run, rc)
-	case api.ReadyAuto:
-		if in.port != 0 {
-			// Proxy mode: the private port accepting is a signal too.
-			go s.probe(in, run, api.ReadyCheck{Mode: api.ReadyTCP, Timeout: rc.Timeout})
-		}
 	}
 	if w := in.app.spec.Watchdog.Std(); w > 0 {
 		s.kickWatchdogLocked(in)
@@ -57,9 +52,28 @@ func (s *Supervisor) readyTimeout(in *instance, run uint64) {
 		s.markReadyLocked(in)
 		return
 	}
-	in.reason = fmt.Sprintf("not ready after %s (listen_timeout)", roundDuration(rc.Timeout))
+	why := fmt.Sprintf("not ready after %s (listen_timeout)", roundDuration(rc.Timeout))
 	s.deps.Log.Warn("not ready in time", "app", in.app.spec.Name, "instance", in.slot, "pid", in.pid, "waited", rc.Timeout)
-	in.settleLocked(errors.New(in.reason))
+	in.settleLocked(errors.New(why))
+	if in.candidate {
+		in.reason = why // the reload stops it and keeps the old process
+		return
+	}
+	// A timeout is a failure: the process is stopped and the restart
+	// policy decides, as after a crash.
+	s.failLocked(in, why)
+}
+
+// failLocked stops the process of in for a failure the supervisor saw
+// (a readiness timeout, a silent watchdog) and then applies the restart
+// policy as if it had crashed.
+func (s *Supervisor) failLocked(in *instance, why string) {
+	a := in.app
+	uptime := s.deps.Clock.Now().Sub(in.started)
+	s.beginStopLocked(in, why, func() {
+		d := decide(&a.spec, exitBySignal(syscall.SIGABRT), why, uptime, in.unstable, in.backoff)
+		s.applyLocked(in, d)
+	})
 }
 
 // markReadyLocked records that the process of in is ready.
@@ -133,6 +147,7 @@ func probeOnce(rc api.ReadyCheck, port int) bool {
 	defer cancel()
 	addr := rawnet.Addr{Host: "127.0.0.1", Port: port}
 	path := rc.URL
+	host := "localhost:" + strconv.Itoa(port)
 	if u, ok := strings.CutPrefix(rc.URL, "http://"); ok {
 		hostport, p, _ := strings.Cut(u, "/")
 		hostport = strings.ReplaceAll(strings.ReplaceAll(hostport, "${PORT}", fmt.Sprint(port)), "$PORT", fmt.Sprint(port))
@@ -140,7 +155,7 @@ func probeOnce(rc api.ReadyCheck, port int) bool {
 		if err != nil {
 			return false
 		}
-		addr, path = a.Loopback(), "/"+p
+		addr, path, host = a.Loopback(), "/"+p, hostport
 	}
 	if addr.Port == 0 {
 		return false
@@ -153,7 +168,7 @@ func probeOnce(rc api.ReadyCheck, port int) bool {
 		c.Close()
 		return true
 	}
-	resp, err := uhttp.Do(ctx, c, "GET", path, nil, nil)
+	resp, err := uhttp.Do(ctx, c, "GET", path, uhttp.Header{"host": host}, nil)
 	if err != nil {
 		return false
 	}
@@ -186,6 +201,7 @@ func (s *Supervisor) Notify(pid int, msg string) error {
 			if v == "1" && !in.stopping {
 				in.ready = false
 				in.proxyReadyLocked(false)
+				s.steerLocked(in.app)
 			}
 		case "WATCHDOG":
 			switch v {
@@ -252,15 +268,10 @@ func (s *Supervisor) watchdogFiredLocked(in *instance, run uint64, why string) {
 		return
 	}
 	in.watchdogTimer = nil
-	a := in.app
-	uptime := s.deps.Clock.Now().Sub(in.started)
 	what := "watchdog: " + why
-	s.deps.Log.Warn("watchdog timeout", "app", a.spec.Name, "instance", in.slot, "pid", in.pid, "why", why)
+	s.deps.Log.Warn("watchdog timeout", "app", in.app.spec.Name, "instance", in.slot, "pid", in.pid, "why", why)
 	in.settleLocked(errors.New(what))
-	s.beginStopLocked(in, what, func() {
-		d := decide(&a.spec, exitBySignal(syscall.SIGABRT), what, uptime, in.unstable, in.backoff)
-		s.applyLocked(in, d)
-	})
+	s.failLocked(in, what)
 }
 
 // readIPC reads what a Node.js instance sends on its IPC channel (one JSON

@@ -10,9 +10,9 @@ import (
 	"github.com/tend-pm/tend/internal/api"
 )
 
-// ErrReloadFailed marks a reload that stopped because a new process
+// errReloadFailed marks a reload that stopped because a new process
 // failed; the old processes of the slots not yet replaced keep running.
-var ErrReloadFailed = errors.New("reload failed")
+var errReloadFailed = fmt.Errorf("reload failed: %w", api.ErrFailed)
 
 // reloadApp replaces every process of a without downtime (DESIGN 7). For
 // an app whose sockets the daemon holds, each slot gets its new process
@@ -41,6 +41,13 @@ func (s *Supervisor) reloadApp(a *app, spec *api.AppSpec, req api.ActionRequest)
 	}()
 	a.op.Lock()
 	defer a.op.Unlock()
+	s.mu.Lock()
+	gone := s.closing || a.deleted
+	s.mu.Unlock()
+	if gone {
+		// Deleted (or the daemon is stopping) while this reload waited.
+		return errClosing
+	}
 
 	if spec != nil && !rollable(&a.spec, spec) {
 		// New addresses, balancing or instance count: no rolling
@@ -95,7 +102,7 @@ func (s *Supervisor) reloadApp(a *app, spec *api.AppSpec, req api.ActionRequest)
 			err = s.restartSlots(a, slots)
 		}
 		if err != nil {
-			return fmt.Errorf("app %q: %w; %w", a.spec.Name, err, ErrReloadFailed)
+			return fmt.Errorf("app %q: %w; %w", a.spec.Name, err, errReloadFailed)
 		}
 	}
 	return nil
@@ -136,7 +143,11 @@ func (s *Supervisor) replaceSlots(a *app, slots []int) error {
 	}
 	s.mu.Unlock()
 	for _, st := range steps {
-		st.err = <-st.done
+		select {
+		case st.err = <-st.done:
+		case <-s.shutdown:
+			st.err = errors.New("the daemon is shutting down")
+		}
 	}
 
 	type retire struct {
@@ -224,7 +235,13 @@ func (s *Supervisor) restartSlots(a *app, slots []int) error {
 	s.mu.Unlock()
 	var errs []error
 	for i, d := range dones {
-		if err := <-d; err != nil {
+		var err error
+		select {
+		case err = <-d:
+		case <-s.shutdown:
+			err = errors.New("the daemon is shutting down")
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("the new process of slot %d failed: %w", slots[i], err))
 		}
 	}
@@ -298,9 +315,10 @@ func (s *Supervisor) scaleApp(a *app, how string) error {
 		s.mu.Unlock()
 		<-c
 		s.mu.Lock()
-		a.socks.removeTopSlot(s)
+		files, addrs := a.socks.detachTopSlot()
 		a.extra = slices.DeleteFunc(a.extra, func(x *instance) bool { return x == in })
 		s.mu.Unlock()
+		s.drainClosed(files, addrs)
 	}
 	s.mu.Lock()
 	s.steerLocked(a)

@@ -79,6 +79,9 @@ type Supervisor struct {
 	gen     uint64 // snapshot counter for Store
 	runs    uint64 // processes started, for instance.run
 	closing bool   // Shutdown has begun: nothing new starts
+	// shutdown is closed when Shutdown begins, ending a reload's wait for
+	// new processes to be ready.
+	shutdown chan struct{}
 	// scan caches the last full process table, used to find the members
 	// of each instance's process tree for the figures of `tend ls`.
 	scan scanCache
@@ -113,7 +116,7 @@ func New(d Deps) *Supervisor {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Supervisor{deps: d}
+	return &Supervisor{deps: d, shutdown: make(chan struct{})}
 }
 
 // errClosing refuses work that would outlive a daemon on its way out.
@@ -536,6 +539,9 @@ func (s *Supervisor) signalApp(a *app, sig syscall.Signal) error {
 // otherwise every app is deleted (pm2's kill).
 func (s *Supervisor) Shutdown(keepState bool) {
 	s.mu.Lock()
+	if !s.closing {
+		close(s.shutdown)
+	}
 	s.closing = true
 	apps := slices.Clone(s.apps)
 	s.mu.Unlock()

@@ -33,9 +33,15 @@ func Do(ctx context.Context, conn *os.File, method, target string, header Header
 		return nil, err
 	}
 	bw := bufio.NewWriterSize(conn, 4096)
-	fmt.Fprintf(bw, "%s %s HTTP/1.1\r\nHost: tend\r\nConnection: close\r\n", method, target)
+	host := "tend"
+	if h := header.Get("Host"); h != "" {
+		host = h // a readiness probe names the app's own host and port
+	}
+	fmt.Fprintf(bw, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, target, host)
 	for k, v := range header {
-		fmt.Fprintf(bw, "%s: %s\r\n", k, v)
+		if k != "host" {
+			fmt.Fprintf(bw, "%s: %s\r\n", k, v)
+		}
 	}
 	if body != nil {
 		fmt.Fprintf(bw, "Content-Length: %d\r\n", len(body))
