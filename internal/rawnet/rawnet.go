@@ -249,7 +249,7 @@ func removeStale(a Addr) error {
 	if !errors.Is(err, unix.ECONNREFUSED) {
 		// A full backlog, say: someone is there. Only a refusal proves
 		// the file is left from a dead process.
-		return fmt.Errorf("%s: in use (%v): %w", a.Path, err, unix.EADDRINUSE)
+		return fmt.Errorf("%s: in use (%w): %w", a.Path, err, unix.EADDRINUSE)
 	}
 	return os.Remove(a.Path)
 }
