@@ -464,6 +464,8 @@ class Bench:
 # Figures and the summary.
 
 def fmt_num(x):
+    if x == float("inf"):
+        return "∞"
     if isinstance(x, int) or x == 0:
         return str(int(x))
     a = abs(x)

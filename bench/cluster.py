@@ -32,7 +32,14 @@ bench/cluster.lua).
    crash), and the connections refused (or reset) meanwhile.
 
 Every repetition runs the setups alternately (order reversed every other
-repetition), each on a fresh free port and a fresh manager home.
+repetition), each on a fresh free port and a fresh manager home. A reload or
+restart window goes on until 2 s after the last command returned.
+
+--quick: 1 s throughput windows (1 s warm-up and spread), 2 reloads or
+restarts in 5 s windows (1 s after the last), 2 crashes per repetition.
+--parts and --kinds run a part of it, or one manager. A tend whose
+`start --help` does not mention --balance (no cluster mode) is left out: the
+lines then say [pm2 only].
 """
 
 import json
