@@ -43,13 +43,7 @@ type load struct {
 
 func startLoad(t *testing.T, port int) *load {
 	t.Helper()
-	dial := func(ctx context.Context) (loadgen.Conn, error) {
-		f, err := rawnet.Dial(ctx, rawnet.Addr{Host: "127.0.0.1", Port: port})
-		if err != nil {
-			return nil, err
-		}
-		return f, nil
-	}
+	dial := loadgen.Dial(rawnet.Addr{Host: "127.0.0.1", Port: port})
 	l := &load{}
 	for _, keep := range []bool{true, false} {
 		r, err := loadgen.Start(context.Background(), loadgen.Config{Dial: dial, Connections: 4, KeepAlive: keep, Timeout: 10 * time.Second})
@@ -491,13 +485,7 @@ func TestCrashedSlotSteeredAround(t *testing.T) {
 	waitFor(t, "slot 0 to wait for its restart", func() bool {
 		return e.app("st").Instances[0].Status == api.StatusWaitingRestart
 	})
-	dial := func(ctx context.Context) (loadgen.Conn, error) {
-		f, err := rawnet.Dial(ctx, rawnet.Addr{Host: "127.0.0.1", Port: port})
-		if err != nil {
-			return nil, err
-		}
-		return f, nil
-	}
+	dial := loadgen.Dial(rawnet.Addr{Host: "127.0.0.1", Port: port})
 	// Half of these would wait for the restart 20 s away if they were
 	// hashed onto slot 0's socket.
 	res, err := loadgen.Run(context.Background(), loadgen.Config{Dial: dial, Connections: 2, Requests: 40, Timeout: 5 * time.Second})
@@ -548,13 +536,7 @@ func TestSocketActivatedApps(t *testing.T) {
 	reloadUnderLoad(t, e, "gosd", goPort, 5)
 
 	e.waitReady("py")
-	dial := func(ctx context.Context) (loadgen.Conn, error) {
-		f, err := rawnet.Dial(ctx, rawnet.Addr{Host: "127.0.0.1", Port: pyPort})
-		if err != nil {
-			return nil, err
-		}
-		return f, nil
-	}
+	dial := loadgen.Dial(rawnet.Addr{Host: "127.0.0.1", Port: pyPort})
 	res, err := loadgen.Run(context.Background(), loadgen.Config{Dial: dial, Connections: 4, Requests: 200, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

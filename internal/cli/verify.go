@@ -88,13 +88,7 @@ func (v *verify) run(ctx context.Context) error {
 		return err
 	}
 	addr = addr.Loopback()
-	dial := func(ctx context.Context) (loadgen.Conn, error) {
-		f, err := rawnet.Dial(ctx, addr)
-		if err != nil {
-			return nil, err
-		}
-		return f, nil
-	}
+	dial := loadgen.Dial(addr)
 	fmt.Fprintf(out, "verify %s: %d clients on %s (%s), %d reload(s)%s\n", d.Name, v.conns, addr, v.mode, v.reloads,
 		map[bool]string{true: ", 1 instance killed", false: ""}[v.kill])
 	var runners []*loadgen.Runner

@@ -115,6 +115,9 @@ func ParseAddr(s string) (Addr, error) {
 	if err != nil {
 		return bad("the host must be an IP address, localhost, or empty for every interface")
 	}
+	if ip.Zone() != "" {
+		return bad("an IPv6 zone (%eth0) is not supported")
+	}
 	return Addr{Host: ip.Unmap().String(), Port: n}, nil
 }
 
@@ -320,6 +323,9 @@ func PrivatePort() (int, error) {
 // Dial connects to a. The connection is non-blocking and served by Go's
 // poller, so deadlines work on it; ctx bounds the connect.
 func Dial(ctx context.Context, a Addr) (*os.File, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	sa, family, err := sockaddr(a)
 	if err != nil {
 		return nil, err
