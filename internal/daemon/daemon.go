@@ -139,7 +139,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		log.Warn("no NOTIFY_SOCKET for instances", "err", err)
 	} else {
-		defer nl.Close()
+		defer func() { _ = nl.Close() }()
 		deps.NotifySocket = nl.Path()
 	}
 	if p, err := installPreload(filepath.Join(home, "node")); err != nil {

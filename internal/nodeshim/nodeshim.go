@@ -34,6 +34,7 @@ import (
 	"strings"
 
 	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/state"
 )
 
 //go:embed preload.cjs
@@ -62,41 +63,10 @@ func Install(dir string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, script) {
 		return path, nil
 	}
-	if err := writeAtomic(path, script); err != nil {
+	if err := state.WriteFile(path, script); err != nil {
 		return "", fmt.Errorf("install node preload: %w", err)
 	}
 	return path, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename this finds nothing
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // NodeOptions returns the NODE_OPTIONS for an app: the app's own options

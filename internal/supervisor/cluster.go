@@ -3,7 +3,6 @@ package supervisor
 import (
 	"context"
 	"fmt"
-	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -419,11 +418,6 @@ func (s *Supervisor) forward(c *os.File, addr rawnet.Addr) {
 		return
 	}
 	proxy.Pipe(c, up)
-}
-
-// envFor builds the environment of the next process of in.
-func envFor(spec *api.AppSpec, slot int, home string, l launch) []string {
-	return api.InstanceEnv(spec, slot, home, maps.Clone(l.env))
 }
 
 // allInstances returns every instance object of a: the slots, and

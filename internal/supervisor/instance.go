@@ -138,7 +138,7 @@ func (s *Supervisor) spawnLocked(in *instance) error {
 	cmd := proc.Cmd{
 		Argv:  spec.Command,
 		Dir:   spec.Cwd,
-		Env:   envFor(spec, in.slot, s.deps.Home, l),
+		Env:   api.InstanceEnv(spec, in.slot, s.deps.Home, l.env),
 		Files: append([]*os.File{nil, outW, errW}, l.files...),
 	}
 	if l.wrap {
