@@ -1,0 +1,192 @@
+package natsd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tend-pm/tend/internal/rawnet"
+)
+
+// Options configure a Server. Zero values take the defaults shown.
+type Options struct {
+	Host string // default "127.0.0.1"; only loopback unless the caller says otherwise
+	// Port 0 takes a free port; any other is bound exactly (an error if
+	// taken). The socket has SO_REUSEADDR, so a restarted daemon rebinds
+	// its port at once and clients reconnect to it.
+	Port int
+	// User and Password are what clients authenticate with: user and pass
+	// in CONNECT, or the password alone as auth_token
+	// (nats://<password>@host:port). Start refuses an empty Password.
+	User, Password string
+	Name           string // server_name in INFO
+	MaxPayload     int    // default 1 MiB
+	// MaxPending is how many bytes may wait to be written to one client
+	// before it is a slow consumer and is cut off, so that a client that
+	// does not read never holds up publishers; default 16 MiB.
+	MaxPending     int
+	MaxConnections int // default 4096
+	// AuthTimeout is how long a client has to send a valid CONNECT;
+	// default 2 s.
+	AuthTimeout time.Duration
+	// PingInterval is how often the server pings an idle client; after
+	// MaxPingsOut (2) unanswered pings it is a stale connection and is
+	// closed. Default 2 min.
+	PingInterval time.Duration
+	// Leafs are hubs to connect to as a leaf node.
+	Leafs []Remote
+	Log   *slog.Logger
+}
+
+// Remote is a hub to connect to as a leaf node.
+type Remote struct {
+	// URL is nats://user:pass@host:7422, nats-leaf://..., or
+	// nats://token@host:port; several, comma-separated, are alternatives
+	// tried in turn. The host must be an IP address or localhost: names
+	// would need a DNS resolver, which would bring in package net.
+	URL string
+}
+
+const (
+	defaultHost         = "127.0.0.1"
+	defaultMaxPayload   = 1 << 20
+	defaultMaxPending   = 16 << 20
+	defaultMaxConns     = 4096
+	defaultAuthTimeout  = 2 * time.Second
+	defaultPingInterval = 2 * time.Minute
+	maxPingsOut         = 2
+	// maxPayloadLimit is nats-server's ceiling for max_payload.
+	maxPayloadLimit = 64 << 20
+	defaultLeafPort = 7422
+)
+
+// withDefaults validates o and fills in the defaults.
+func (o Options) withDefaults() (Options, error) {
+	if o.Password == "" {
+		return o, errors.New("a password is required")
+	}
+	if strings.ContainsAny(o.User, " \t\r\n") {
+		return o, errors.New("the user must not contain whitespace")
+	}
+	if o.Host == "" {
+		o.Host = defaultHost
+	}
+	if o.Port < 0 || o.Port > 65535 {
+		return o, fmt.Errorf("port %d is out of range", o.Port)
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = defaultMaxPayload
+	}
+	if o.MaxPayload > maxPayloadLimit {
+		return o, fmt.Errorf("max payload %d is above the %d limit", o.MaxPayload, maxPayloadLimit)
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = defaultMaxPending
+	}
+	if o.MaxPending < o.MaxPayload {
+		o.MaxPending = o.MaxPayload
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = defaultMaxConns
+	}
+	if o.AuthTimeout <= 0 {
+		o.AuthTimeout = defaultAuthTimeout
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = defaultPingInterval
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}
+
+// leafURL is one parsed alternative of a Remote.
+type leafURL struct {
+	addr     rawnet.Addr
+	user     string
+	pass     string
+	token    string
+	redacted string // for logs and Stats: the password replaced
+}
+
+// parseRemote reads a Remote's comma-separated URLs.
+func parseRemote(r Remote) ([]leafURL, error) {
+	var out []leafURL
+	for _, raw := range strings.Split(r.URL, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		lu, err := parseLeafURL(raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lu)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("leaf remote %q: no URL", r.URL)
+	}
+	return out, nil
+}
+
+func parseLeafURL(raw string) (leafURL, error) {
+	if !strings.Contains(raw, "://") {
+		raw = "nats://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return leafURL{}, fmt.Errorf("leaf remote: %w", err)
+	}
+	shown := redact(u)
+	bad := func(why string) (leafURL, error) {
+		return leafURL{}, fmt.Errorf("leaf remote %q: %s", shown, why)
+	}
+	switch u.Scheme {
+	case "nats", "nats-leaf":
+	case "tls", "wss", "ws":
+		return bad("TLS and websocket are not supported; reach a remote hub through a private network or a tunnel")
+	default:
+		return bad("the scheme must be nats:// or nats-leaf://")
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = strconv.Itoa(defaultLeafPort)
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	addr, err := rawnet.ParseAddr(host + ":" + port)
+	if err != nil {
+		return bad(err.Error())
+	}
+	if addr.Host == "" {
+		return bad("a host is required")
+	}
+	lu := leafURL{addr: addr, redacted: shown}
+	if u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			lu.user, lu.pass = u.User.Username(), p
+		} else {
+			lu.token = u.User.Username()
+		}
+	}
+	return lu, nil
+}
+
+// redact returns u with its password (or token) replaced, for logs.
+func redact(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		if _, ok := c.User.Password(); ok {
+			c.User = url.UserPassword(c.User.Username(), "xxxxx")
+		} else {
+			c.User = url.User("xxxxx")
+		}
+	}
+	return c.String()
+}
