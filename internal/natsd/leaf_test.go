@@ -3,6 +3,7 @@ package natsd
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,4 +312,41 @@ func TestLeafLoopDetected(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// hubSees returns the interest the hub holds for its leaf connections.
+func hubSees(h *hub) []string {
+	lz, _ := h.srv.Leafz(&server.LeafzOptions{Subscriptions: true})
+	var out []string
+	for _, l := range lz.Leafs {
+		out = append(out, l.Subs...)
+	}
+	return out
+}
+
+// The hub hears of a subject when its first local subscription comes
+// and when its last goes, and of each change of a queue group's size.
+func TestLeafInterestUpdates(t *testing.T) {
+	h := startHub(t)
+	a := startLeaf(t, h)
+	has := func(subj string) bool { return slices.Contains(hubSees(h), subj) }
+	nc := connect(t, a)
+	s1, _ := nc.SubscribeSync("x")
+	s2, _ := nc.SubscribeSync("x")
+	is, _ := a.Subscribe("y.>", "", func(Msg) {})
+	nc.Flush()
+	waitFor(t, "x and y.> at the hub", func() bool { return has("x") && has("y.>") })
+	s1.Unsubscribe()
+	nc.Flush()
+	// A round trip with the hub: a request to itself through it.
+	pub := h.connect()
+	pub.Publish("x", []byte("still"))
+	pub.Flush()
+	if m := next(t, s2); string(m.Data) != "still" {
+		t.Errorf("got %q; want still", m.Data)
+	}
+	s2.Unsubscribe()
+	is.Unsubscribe()
+	nc.Flush()
+	waitFor(t, "x and y.> gone from the hub", func() bool { return !has("x") && !has("y.>") })
 }

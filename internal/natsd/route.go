@@ -54,7 +54,7 @@ func (r *router) route(subject, reply []byte, hdr int, payload []byte, qfilter [
 			if !fromLeaf {
 				r.addLeaf(sb.conn, "")
 			}
-		case r.echoSkip(sb):
+		case r.echoSkip(sb), sb.removed.Load():
 		default:
 			if r.deliver(sb, subject, reply, hdr, payload) {
 				n++
@@ -66,7 +66,7 @@ func (r *router) route(subject, reply []byte, hdr int, payload []byte, qfilter [
 		if fromLeaf && !inFilter(queue, qfilter) {
 			continue
 		}
-		if r.deliverQueue(group, fromLeaf, subject, reply, hdr, payload) {
+		if r.deliverQueue(group, subject, reply, hdr, payload) {
 			n++
 		} else if leaf := pickLeaf(group, fromLeaf); leaf != nil {
 			r.addLeaf(leaf.conn, queue)
@@ -83,7 +83,7 @@ func (r *router) route(subject, reply []byte, hdr int, payload []byte, qfilter [
 
 // deliverQueue hands a message to one local member of a queue group,
 // trying them from a random start until one takes it.
-func (r *router) deliverQueue(group []*sub, fromLeaf bool, subject, reply []byte, hdr int, payload []byte) bool {
+func (r *router) deliverQueue(group []*sub, subject, reply []byte, hdr int, payload []byte) bool {
 	start := 0
 	if len(group) > 1 {
 		start = rand.IntN(len(group))

@@ -295,8 +295,12 @@ func (s *Server) changeInterestLocked(subject, queue string, delta int) {
 	} else {
 		s.interest[key] = n
 	}
-	if len(s.ready) == 0 || (queue == "" && n > 1) {
+	if len(s.ready) == 0 {
 		return
+	}
+	starts, ends := n == 1 && delta > 0, n == 0
+	if queue == "" && !starts && !ends {
+		return // a plain subject's interest neither starts nor ends
 	}
 	line := leafSubLine(key, queue != "", n)
 	for _, c := range s.ready {
