@@ -295,6 +295,9 @@ func (p *parser) pub(o *op, args [][]byte, headers bool) (*op, int, error) {
 	if size > p.maxPayload {
 		return nil, -1, errMaxPayload
 	}
+	if o.hdr == 0 {
+		o.hdr = -1 // an empty header block is no header, as in nats-server
+	}
 	o.subject = args[0]
 	if (headers && n == 4) || (!headers && n == 3) {
 		o.reply = args[1]
@@ -396,6 +399,9 @@ func (p *parser) leafMsg(o *op, args [][]byte, headers bool) (*op, int, error) {
 	}
 	if size > p.maxPayload {
 		return nil, -1, errMaxPayload
+	}
+	if o.hdr == 0 {
+		o.hdr = -1
 	}
 	return o, size, nil
 }

@@ -49,6 +49,7 @@ func TestParser(t *testing.T) {
 		{name: "lower case and tabs", in: "pub\tfoo  5\r\nhello\r\nping\r\n", want: []string{`subj="foo" reply="" queue="" sid="" queues=[] hdr=-1 payload="hello"`, fmt.Sprintf("%d subj", opPing)}},
 		{name: "pub reply", in: "PUB foo bar 0\r\n\r\n", want: []string{`subj="foo" reply="bar"`}},
 		{name: "hpub", in: "HPUB foo r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n", want: []string{`reply="r" queue="" sid="" queues=[] hdr=12 payload="NATS/1.0\r\n\r\nhi"`}},
+		{name: "empty header block", in: "HPUB foo 0 2\r\nhi\r\n", want: []string{`hdr=-1 payload="hi"`}},
 		{name: "sub queue", in: "SUB foo.* grp 9\r\n", want: []string{`subj="foo.*" reply="" queue="grp" sid="9"`}},
 		{name: "unsub max", in: "UNSUB 9 5\r\n", want: []string{`sid="9" queues=[] hdr=-1 payload="" max=5`}},
 		{name: "bare newline", in: "PING\n", want: []string{fmt.Sprintf("%d subj", opPing)}},
