@@ -95,6 +95,10 @@ type AppSpec struct {
 	// WATCHDOG=1 for that long is restarted.
 	Watchdog Duration `json:"watchdog,omitempty"`
 
+	// Bus gives every instance the pub/sub bus's address and credentials
+	// (TEND_BUS_URL...), starting the bus if it is not running.
+	Bus bool `json:"bus,omitempty"`
+
 	// Logs. Empty OutFile/ErrorFile mean the default file in
 	// $TEND_HOME/logs; "/dev/null" means the stream is not written.
 	// Empty LogFile means no combined file.

@@ -40,6 +40,16 @@ type Backend interface {
 	Logs(ctx context.Context, q LogQuery, emit func(api.LogLine) error) error
 	// Notify takes an sd_notify message (READY=1...) from process pid.
 	Notify(pid int, msg string) error
+
+	// BusStatus describes the pub/sub bus, starting it first if start.
+	BusStatus(start bool) (api.BusStatus, error)
+	BusPublish(req api.BusPublish) error
+	// BusSubscribe subscribes to subject, calls ready once the
+	// subscription is in place, then emit with each message until ctx
+	// ends or emit fails.
+	BusSubscribe(ctx context.Context, subject string, ready func() error, emit func(api.BusMessage) error) error
+	Send(req api.SendRequest) (api.SendResult, error)
+	Trigger(ctx context.Context, req api.TriggerRequest) ([]api.TriggerResult, error)
 }
 
 // LogQuery is the parsed query of GET /v1/logs.
@@ -96,6 +106,16 @@ func (s *server) route(w *uhttp.Response, r *uhttp.Request) {
 		s.resurrect(w, r)
 	case p == api.PathNotify && post:
 		s.notify(w, r)
+	case p == api.PathBus && (get || post):
+		s.busStatus(w, post)
+	case p == api.PathBusPublish && post:
+		s.busPublish(w, r)
+	case p == api.PathBusSubscribe && get:
+		s.busSubscribe(w, r)
+	case p == api.PathSend && post:
+		s.send(w, r)
+	case p == api.PathTrigger && post:
+		s.trigger(w, r)
 	case p == api.PathKill && post:
 		s.b.Kill(r.Query.Get("keep_state") == "true")
 		writeJSON(w, struct{}{})

@@ -201,6 +201,7 @@ func (e *Env) RunningClient(ctx context.Context) (*client.Client, error) {
 const (
 	catApps   = "Apps"
 	catLogs   = "Logs"
+	catBus    = "Bus"
 	catDaemon = "Daemon and state"
 )
 
@@ -245,6 +246,7 @@ It speaks pm2's commands, flags and ecosystem files.`,
 		newAction(env, actionDelete), newAction(env, actionReset), newSignal(env), newScale(env),
 		newList(env), newJList(env), newDescribe(env), newEnvCmd(env), newVerify(env))
 	add(catLogs, newLogs(env), newFlush(env), newReloadLogs(env))
+	add(catBus, newBus(env), newSend(env), newTrigger(env))
 	add(catDaemon, newSave(env), newResurrect(env), newKill(env), newPing(env), newUpdate(env), newDaemon(env))
 	return root
 }

@@ -85,6 +85,9 @@ func describeApp(o *IO, a api.AppDetail) {
 	if s.Watchdog > 0 {
 		kv("watchdog", s.Watchdog)
 	}
+	if s.Bus {
+		kv("bus", "yes (TEND_BUS_URL; `tend bus` shows it)")
+	}
 	kv("autorestart", s.Autorestart)
 	kv("max_restarts", s.MaxRestarts)
 	kv("min_uptime", s.MinUptime)
@@ -97,7 +100,11 @@ func describeApp(o *IO, a api.AppDetail) {
 	if len(s.StopExitCodes) > 0 {
 		kv("stop_exit_codes", fmt.Sprint(s.StopExitCodes))
 	}
-	kv("kill", fmt.Sprintf("%s, then SIGKILL after %s", s.KillSignal, s.KillTimeout))
+	if s.ShutdownWithMessage && s.IsNode() {
+		kv("kill", fmt.Sprintf("the 'shutdown' message (Node.js IPC), then SIGKILL after %s", s.KillTimeout))
+	} else {
+		kv("kill", fmt.Sprintf("%s, then SIGKILL after %s", s.KillSignal, s.KillTimeout))
+	}
 	if s.EnvName != "" {
 		kv("env", "env_"+s.EnvName)
 	}

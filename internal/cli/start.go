@@ -59,6 +59,7 @@ var startFlags = []struct {
 	{flag: "proxy-protocol", field: "proxy_protocol", boolean: true, value: "true", usage: "proxy mode: send a PROXY protocol header so the app sees the client address"},
 	{flag: "max-surge", field: "max_surge", usage: "new processes a reload starts at once (default 1)"},
 	{flag: "ready", field: "ready", usage: "readiness: auto, notify, tcp, http:/path or an http:// URL (default auto)"},
+	{flag: "bus", field: "bus", boolean: true, value: "true", usage: "give the instances the pub/sub bus (TEND_BUS_URL)"},
 	{flag: "watchdog", field: "watchdog", usage: "restart an instance that sends no WATCHDOG=1 for this long"},
 	{flag: "filter-env", field: "filter_env", usage: "drop inherited variables with these prefixes (comma-separated)"},
 	{flag: "no-autostart", field: "autostart", boolean: true, value: "false", usage: "add the app without starting it"},

@@ -81,7 +81,7 @@ func knownKeys() []string {
 		"name", "namespace", "script", "exec", "cmd", "command", "args", "interpreter",
 		"exec_interpreter", "interpreter_args", "node_args", "interpreterArgs", "cwd", "instances",
 		"exec_mode", "autostart", "env", "filter_env", "instance_var", "increment_var", "port",
-		"listen", "balance", "proxy_protocol", "max_surge", "ready", "watchdog",
+		"listen", "balance", "proxy_protocol", "max_surge", "ready", "watchdog", "bus",
 		"autorestart", "max_restarts", "min_uptime", "restart_delay", "exp_backoff_restart_delay",
 		"stop_exit_codes", "kill_timeout", "kill_signal", "shutdown_with_message", "wait_ready",
 		"listen_timeout", "out_file", "out", "output", "out_log", "error_file", "error", "err",
@@ -232,6 +232,8 @@ func (d *decoder) set(a *draft, m *member) {
 		s.ShutdownWithMessage = d.boolean(m, v)
 	case "wait_ready":
 		s.WaitReady = d.boolean(m, v)
+	case "bus":
+		s.Bus = d.boolean(m, v)
 	case "listen_timeout":
 		s.ListenTimeout = d.duration(m, v)
 	case "out_file":

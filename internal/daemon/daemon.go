@@ -22,6 +22,7 @@ import (
 	"github.com/tend-pm/tend/internal/api"
 	"github.com/tend-pm/tend/internal/apiserver"
 	"github.com/tend-pm/tend/internal/applog"
+	"github.com/tend-pm/tend/internal/bus"
 	"github.com/tend-pm/tend/internal/clock"
 	"github.com/tend-pm/tend/internal/logs"
 	"github.com/tend-pm/tend/internal/nodeshim"
@@ -111,6 +112,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("%w; move the file away to start with no apps", err)
 	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		return err
+	}
 	// The socket comes before any app starts: a daemon that cannot serve
 	// must not leave apps running that nobody can reach.
 	ln, err := socket.Listen(sockPath)
@@ -127,10 +132,20 @@ func Run(ctx context.Context, o Options) (err error) {
 	router := applog.NewRouter(filepath.Join(home, LogsDir), clk, log)
 	var sup *supervisor.Supervisor
 	reaper := proc.NewReaper(func() { sup.OnReap() })
+	bs := bus.New(bus.Config{Home: home, Host: cfg.Bus.Host, Port: cfg.Bus.Port, Leafs: cfg.Bus.Leafnodes, Log: log})
+	defer bs.Close()
+	if busWanted(cfg, home) {
+		// A bus that cannot start costs its users the bus, not everyone
+		// the daemon; `tend bus` and apps with bus: true say why.
+		if err := bs.Start(); err != nil {
+			log.Error("bus", "err", err)
+		}
+	}
 	deps := supervisor.Deps{
 		Clock: clk, Reaper: reaper, Logs: router, Home: home, Log: log,
 		Store: state.NewStore(filepath.Join(home, StateFile)),
 		Exe:   selfExe(),
+		Bus:   bs,
 	}
 	// Readiness messages: a missing notify socket or preload costs apps
 	// their fast readiness (they fall back to listen_timeout), not their
@@ -162,7 +177,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("restore %s: %w", StateFile, err)
 	}
 
-	d := &daemon{home: home, sup: sup, router: router, started: time.Now(), log: log, exit: cancel}
+	d := &daemon{home: home, sup: sup, router: router, bus: bs, started: time.Now(), log: log, exit: cancel}
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- apiserver.Serve(serveCtx, ln, apiserver.New(d, os.Getuid(), log), log) }()
@@ -207,6 +222,7 @@ type daemon struct {
 	home    string
 	sup     *supervisor.Supervisor
 	router  *applog.Router
+	bus     *bus.Bus
 	started time.Time
 	log     *slog.Logger
 	exit    func()

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -199,11 +200,19 @@ func (s *Supervisor) launchLocked(in *instance) (launch, error) {
 	if err := s.socketsLaunch(in, &l); err != nil {
 		return l, err
 	}
-	if spec.WaitReady && spec.IsNode() {
-		// pm2's wait_ready: Node's own IPC channel, so process.send
-		// exists and process.send('ready') reaches the daemon. Only Node
-		// apps get it: any other program would find an fd it never asked
-		// for.
+	if spec.Bus && s.deps.Bus != nil {
+		env, err := s.deps.Bus.Env()
+		if err != nil {
+			return l, err
+		}
+		maps.Copy(l.env, env)
+	}
+	if spec.IsNode() {
+		// Node's own IPC channel, as pm2 gives it (ipc.go): process.send
+		// exists, process.send('ready') is wait_ready's signal, and
+		// messages go both ways. Only Node apps get it: any other program
+		// would find an fd it never asked for. It does not keep a script
+		// alive unless the script listens for messages.
 		parent, child, err := socketPair()
 		if err != nil {
 			return l, fmt.Errorf("IPC channel: %w", err)
@@ -211,7 +220,9 @@ func (s *Supervisor) launchLocked(in *instance) (launch, error) {
 		l.ipc, l.ipcChild = parent, child
 		l.env["NODE_CHANNEL_FD"] = strconv.Itoa(3 + len(l.files))
 		l.env["NODE_CHANNEL_SERIALIZATION_MODE"] = "json"
-		l.env["TEND_NODE_READY"] = "message"
+		if spec.WaitReady {
+			l.env["TEND_NODE_READY"] = "message"
+		}
 		l.files = append(slices.Clone(l.files), child)
 	}
 	return l, nil

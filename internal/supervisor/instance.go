@@ -47,6 +47,12 @@ type instance struct {
 	// onReady, if set, is told once whether the process became ready:
 	// a reload waits on it.
 	onReady func(error)
+	// ipc is the Node.js IPC channel of the current process, if it has one.
+	ipc *ipcChannel
+	// stopByMessage is set while a stop waits on the 'shutdown' message
+	// (shutdown_with_message) rather than a signal.
+	stopByMessage bool
+
 	// candidate marks a new process a reload started next to the slot's
 	// running one: if it ends before it is ready, it is not restarted, the
 	// reload fails instead.
@@ -100,6 +106,7 @@ func (s *Supervisor) startLocked(a *app) error {
 		}
 		if err := s.spawnLocked(in); err != nil {
 			in.status, in.reason = api.StatusErrored, fmt.Sprintf("cannot start: %v", err)
+			s.eventLocked(a, in, api.EventErrored, func(e *api.Event) { e.Reason = in.reason })
 			if first == nil {
 				first = fmt.Errorf("app %q, instance %d: %s", a.spec.Name, in.slot, in.reason)
 			}
@@ -183,10 +190,13 @@ func (s *Supervisor) spawnLocked(in *instance) error {
 	in.run, in.port, in.ready, in.appStatus = run, l.port, false, ""
 	in.proxyAddLocked()
 	s.armReadyLocked(in)
+	in.ipc = nil
 	if l.ipc != nil {
-		go s.readIPC(in, in.run, l.ipc)
+		in.ipc = newIPCChannel(l.ipc)
+		go s.readIPC(in, in.run, in.ipc)
 	}
 	s.deps.Log.Info("started", "app", spec.Name, "instance", in.slot, "pid", pid)
+	s.eventLocked(a, in, api.EventStart, nil)
 	return nil
 }
 
@@ -246,6 +256,12 @@ func (s *Supervisor) onExit(in *instance, e proc.Exit) {
 	if sig := e.Signal(); sig != 0 {
 		in.lastExit.Signal = api.SignalName(sig)
 	}
+	s.eventLocked(in.app, in, api.EventExit, func(ev *api.Event) {
+		if ev.Signal = in.lastExit.Signal; ev.Signal == "" {
+			ev.Code = &in.lastExit.Code
+		}
+		ev.Uptime = roundDuration(uptime).String()
+	})
 	in.pid = 0
 	wasReady := in.ready
 	s.resetReadyLocked(in)
@@ -268,6 +284,11 @@ func (s *Supervisor) onExit(in *instance, e proc.Exit) {
 		return
 	}
 	if in.stopping {
+		if in.stopByMessage {
+			in.stopByMessage = false
+			sig, _ := api.ParseSignal(a.spec.KillSignal)
+			s.signalAllLocked(in, sig) // the leader is gone: only what it left
+		}
 		s.checkStoppedLocked(in, lazySnapshot())
 		s.mu.Unlock()
 		return
@@ -294,6 +315,9 @@ func (s *Supervisor) applyLocked(in *instance, d decision) {
 	in.unstable, in.backoff = d.unstable, d.backoff
 	in.status, in.reason = d.status, d.reason
 	if !d.restart {
+		if d.status == api.StatusErrored {
+			s.eventLocked(a, in, api.EventErrored, func(e *api.Event) { e.Reason = d.reason })
+		}
 		return
 	}
 	if a.deleted || !a.running || s.closing {
@@ -301,6 +325,7 @@ func (s *Supervisor) applyLocked(in *instance, d decision) {
 		return
 	}
 	in.restarts++
+	s.eventLocked(a, in, api.EventRestart, func(e *api.Event) { e.Delay, e.Reason = d.delay.String(), d.reason })
 	if d.delay == 0 {
 		s.autoSpawnLocked(in)
 		return
@@ -363,7 +388,21 @@ func (s *Supervisor) beginStopLocked(in *instance, why string, then func()) {
 	in.killedAt = time.Time{}
 	in.status, in.reason = api.StatusStopping, why
 	sig, _ := api.ParseSignal(spec.KillSignal) // validated with the spec
-	s.signalAllLocked(in, sig)
+	if c := in.ipc; spec.ShutdownWithMessage && c != nil && in.pid != 0 {
+		// pm2's shutdown_with_message: the app gets 'shutdown' on its IPC
+		// channel (process.on('message')) instead of a signal; whatever
+		// it leaves behind gets the signal once it is gone (onExit), and
+		// everything SIGKILL after kill_timeout as usual.
+		in.stopByMessage = true
+		name, slot := spec.Name, in.slot
+		go func() {
+			if err := c.send([]byte(`"shutdown"`)); err != nil {
+				s.deps.Log.Warn("shutdown message not sent", "app", name, "instance", slot, "err", err)
+			}
+		}()
+	} else {
+		s.signalAllLocked(in, sig)
+	}
 	gen := in.stopGen
 	in.killTimer = s.deps.Clock.AfterFunc(spec.KillTimeout.Std(), func() { s.escalate(in, gen) })
 	s.checkStoppedLocked(in, lazySnapshot())
@@ -448,11 +487,13 @@ func (s *Supervisor) completeStopLocked(in *instance) {
 	in.stopping = false
 	in.pgid = 0
 	done := in.stopDone
+	in.stopByMessage = false
 	if then := in.afterStop; then != nil {
 		in.afterStop = nil
 		then()
 	} else {
 		in.status, in.reason = api.StatusStopped, in.stopWhy
+		s.eventLocked(in.app, in, api.EventStop, func(e *api.Event) { e.Reason = in.stopWhy })
 	}
 	close(done)
 }

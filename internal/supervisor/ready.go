@@ -1,9 +1,7 @@
 package supervisor
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -90,6 +88,7 @@ func (s *Supervisor) markReadyLocked(in *instance) {
 	in.proxyReadyLocked(true)
 	s.steerLocked(in.app)
 	s.deps.Log.Info("ready", "app", in.app.spec.Name, "instance", in.slot, "pid", in.pid, "after", s.deps.Clock.Now().Sub(in.started))
+	s.eventLocked(in.app, in, api.EventReady, nil)
 	in.settleLocked(nil)
 }
 
@@ -272,26 +271,4 @@ func (s *Supervisor) watchdogFiredLocked(in *instance, run uint64, why string) {
 	s.deps.Log.Warn("watchdog timeout", "app", in.app.spec.Name, "instance", in.slot, "pid", in.pid, "why", why)
 	in.settleLocked(errors.New(what))
 	s.failLocked(in, what)
-}
-
-// readIPC reads what a Node.js instance sends on its IPC channel (one JSON
-// value a line, Node's "json" serialization) until the channel closes:
-// "ready" is pm2's readiness message. Other messages are for the bus.
-func (s *Supervisor) readIPC(in *instance, run uint64, f *os.File) {
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		var msg any
-		if json.Unmarshal(sc.Bytes(), &msg) != nil {
-			continue
-		}
-		if msg == "ready" {
-			s.mu.Lock()
-			if in.run == run {
-				s.markReadyLocked(in)
-			}
-			s.mu.Unlock()
-		}
-	}
 }

@@ -88,6 +88,7 @@ func (s *Supervisor) reloadApp(a *app, spec *api.AppSpec, req api.ActionRequest)
 	surge := max(1, a.spec.MaxSurge)
 	n := len(a.insts)
 	held := a.socks != nil
+	s.eventLocked(a, nil, api.EventReloading, nil)
 	s.mu.Unlock()
 
 	for first := 0; first < n; first += surge {
@@ -102,9 +103,15 @@ func (s *Supervisor) reloadApp(a *app, spec *api.AppSpec, req api.ActionRequest)
 			err = s.restartSlots(a, slots)
 		}
 		if err != nil {
+			s.mu.Lock()
+			s.eventLocked(a, nil, api.EventReloadFailed, func(e *api.Event) { e.Reason = err.Error() })
+			s.mu.Unlock()
 			return fmt.Errorf("app %q: %w; %w", a.spec.Name, err, errReloadFailed)
 		}
 	}
+	s.mu.Lock()
+	s.eventLocked(a, nil, api.EventReloaded, nil)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -292,6 +299,7 @@ func (s *Supervisor) scaleApp(a *app, how string) error {
 		}
 		// New slots get connections once they are ready.
 		s.steerLocked(a)
+		s.eventLocked(a, nil, api.EventScale, func(e *api.Event) { e.Instances = len(a.insts) })
 		s.mu.Unlock()
 		s.persist()
 		return first
@@ -322,6 +330,7 @@ func (s *Supervisor) scaleApp(a *app, how string) error {
 	}
 	s.mu.Lock()
 	s.steerLocked(a)
+	s.eventLocked(a, nil, api.EventScale, func(e *api.Event) { e.Instances = len(a.insts) })
 	s.mu.Unlock()
 	return nil
 }

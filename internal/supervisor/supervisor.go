@@ -67,6 +67,10 @@ type Deps struct {
 	// NodePreload is the path of tend's Node.js preload script, given to
 	// instances that get sockets; empty gives none.
 	NodePreload string
+	// Bus, if set, is the pub/sub bus: instances of apps with `bus: true`
+	// get its address, and it carries lifecycle events and what Node.js
+	// instances send on their IPC channel.
+	Bus Bus
 }
 
 // Supervisor owns every app.
@@ -400,6 +404,7 @@ func (s *Supervisor) stopAll(a *app, why string, wanted bool) {
 func (s *Supervisor) remove(a *app) {
 	s.mu.Lock()
 	s.closeSocketsLocked(a)
+	s.eventLocked(a, nil, api.EventDelete, nil)
 	lg := s.removeLocked(a)
 	s.mu.Unlock()
 	s.closeLogs(lg)
@@ -464,6 +469,7 @@ func (s *Supervisor) restartLocked(a *app, spec *api.AppSpec, req api.ActionRequ
 	for _, in := range a.insts {
 		in.restarts++
 		in.unstable, in.backoff = 0, 0
+		s.eventLocked(a, in, api.EventRestart, func(e *api.Event) { e.Reason = "restarted by a user" })
 	}
 	if s.closing {
 		return errClosing

@@ -46,6 +46,11 @@
 //	notify MSG         send MSG (e.g. READY=1) to $NOTIFY_SOCKET
 //	watchdog N         send WATCHDOG=1 N times, every half WATCHDOG_USEC,
 //	                   then stop sending (a hung program)
+//	busjoin FILE       connect to the bus (TEND_BUS_URL) as an app would and
+//	                   record broadcasts and inbox messages in FILE.<instance>;
+//	                   answer the actions whoami and echo (see bus.go)
+//	buspub SUBJ DATA   publish DATA on SUBJ on the bus
+//	busrepeat SUBJ DATA  publish DATA on SUBJ every 50 ms, forever
 //	httpget SOCK PATH FILE  GET PATH over the unix socket SOCK and write the
 //	                   status line and body to FILE (a client as another
 //	                   user, for permission tests)
@@ -103,11 +108,11 @@ func run(args []string) error {
 		verb := args[0]
 		var n int
 		switch verb {
-		case "print", "stderr", "nonl", "bigline", "sleep", "exit", "ignore", "pid", "spawn", "spawnsid", "daemonize", "env", "busy", "waitfile", "serve", "notify", "watchdog":
+		case "print", "stderr", "nonl", "bigline", "sleep", "exit", "ignore", "pid", "spawn", "spawnsid", "daemonize", "env", "busy", "waitfile", "serve", "notify", "watchdog", "busjoin":
 			n = 1
 		case "firstline":
 			n = 0
-		case "lines", "trap", "write":
+		case "lines", "trap", "write", "buspub", "busrepeat":
 			n = 2
 		case "httpget":
 			n = 3
@@ -127,6 +132,12 @@ func run(args []string) error {
 
 func do(verb string, a []string) error {
 	switch verb {
+	case "busjoin":
+		return busJoin(a[0])
+	case "buspub":
+		return busPub(a[0], a[1])
+	case "busrepeat":
+		return busRepeat(a[0], a[1])
 	case "serve":
 		return serve(a[0])
 	case "firstline":
