@@ -11,6 +11,8 @@ import (
 	"strconv"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/tend-pm/tend/internal/resolve"
 )
 
 // ConfigFile holds the daemon's own settings, in TEND_HOME. It is
@@ -30,7 +32,8 @@ type BusConfig struct {
 	// Port is a fixed port for the bus; 0 keeps the one it got first.
 	Port int `yaml:"port"`
 	// Leafnodes are remote NATS servers (their leafnodes port) the bus
-	// joins as a leaf node: nats://user:password@hub:7422.
+	// joins as a leaf node: nats://user:password@hub:7422, the host an IP
+	// address or a name (looked up at each attempt to connect).
 	Leafnodes []string `yaml:"leafnodes"`
 }
 
@@ -81,7 +84,10 @@ func (b *BusConfig) check() error {
 	return nil
 }
 
-// checkLeafURL accepts nats:// and nats-leaf:// URLs with a host and port.
+// checkLeafURL accepts nats:// and nats-leaf:// URLs with a host (an IP
+// address or a host name) and a port. Whether the name exists is not
+// checked here: the hub's name may not resolve yet when the daemon starts,
+// and the bus looks it up again at each attempt to connect.
 func checkLeafURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -99,6 +105,13 @@ func checkLeafURL(s string) error {
 	}
 	if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
 		return fmt.Errorf("%q: bad port", redact(u))
+	}
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
+		if ip.Zone() != "" {
+			return fmt.Errorf("%q: an IPv6 zone (%%eth0) is not supported", redact(u))
+		}
+	} else if !resolve.ValidName(u.Hostname()) {
+		return fmt.Errorf("%q: the host must be an IP address or a host name (hub.internal)", redact(u))
 	}
 	return nil
 }

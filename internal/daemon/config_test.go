@@ -25,6 +25,10 @@ func TestLoadConfig(t *testing.T) {
 		{name: "tls", file: "bus:\n  leafnodes: [\"tls://u:secret@hub:7422\"]\n", err: "plain TCP only"},
 		{name: "password kept out of messages", file: "bus:\n  leafnodes: [\"http://u:secret@hub:7422\"]\n", err: "u:xxx@hub"},
 		{name: "no port", file: "bus:\n  leafnodes: [\"nats://hub\"]\n", err: "give a host and a port"},
+		{name: "not a host name", file: "bus:\n  leafnodes: [\"nats://u:secret@hub!x:7422\"]\n", err: "the host must be an IP address or a host name"},
+		{name: "IPv6 zone", file: "bus:\n  leafnodes: [\"nats://[fe80::1%25eth0]:7422\"]\n", err: "zone"},
+		{name: "addresses", file: "bus:\n  leafnodes: [\"nats://[fd00::1]:7422\", \"nats://hub.internal.:7422\"]\n",
+			want: Config{Bus: BusConfig{Leafnodes: []string{"nats://[fd00::1]:7422", "nats://hub.internal.:7422"}}}},
 		{name: "bad host", file: "bus:\n  host: localhost\n", err: "give an IP address"},
 		{name: "bad port", file: "bus:\n  port: 70000\n", err: "out of range"},
 	} {

@@ -39,8 +39,9 @@
 // over a private network or a tunnel: TLS would bring in package net),
 // accounts beyond the one, permissions, nkeys and JWTs, websocket and
 // MQTT, compression, the monitoring endpoints, lame duck mode, and INFO
-// updates (connect_urls). A hub is reached by IP address or localhost,
-// not by name, for want of a DNS resolver. Messages from one hub are not
+// updates (connect_urls). A hub named by host name is looked up at each
+// attempt to connect (internal/resolve: the hosts file, then DNS), and
+// its addresses tried in turn. Messages from one hub are not
 // forwarded to another, nor is one hub's interest announced to another:
 // each hub sees only this server's own subscribers.
 package natsd

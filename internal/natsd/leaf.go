@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -21,8 +22,13 @@ const (
 	leafBackoffMax = 10 * time.Second
 	// leafLoopDelay is the wait after a loop was detected, as nats-server
 	// does: connecting again at once would only find the loop again.
-	leafLoopDelay        = 30 * time.Second
-	leafDialTimeout      = 5 * time.Second
+	leafLoopDelay   = 30 * time.Second
+	leafDialTimeout = 5 * time.Second // for each of a name's addresses
+	// leafLookupTimeout bounds the lookup of a hub's name. It is longer
+	// than resolv.conf's default tries take at worst (two rounds through
+	// three nameservers that do not answer: 25 s), so that a failed lookup
+	// ends with the resolver's reason rather than this deadline.
+	leafLookupTimeout    = 30 * time.Second
 	leafHandshakeTimeout = 5 * time.Second
 	// leafMaxPingInterval caps the ping interval on a hub link, so that a
 	// hub gone without a word (a partition) is noticed within a minute
@@ -133,13 +139,11 @@ func (s *Server) leafLoop(r *remote) {
 // leafSession dials a hub and serves the link until it ends; up reports
 // whether it got as far as exchanging interest.
 func (s *Server) leafSession(r *remote, u leafURL) (up bool, err error) {
-	ctx, cancel := context.WithTimeout(s.ctx, leafDialTimeout)
-	f, err := rawnet.Dial(ctx, u.addr)
-	cancel()
+	f, addr, err := s.dialHub(u)
 	if err != nil {
 		return false, fmt.Errorf("connect to %s: %w", u.redacted, err)
 	}
-	c := newConn(s, f, s.nextID.Add(1), kindLeaf, u.addr.String())
+	c := newConn(s, f, s.nextID.Add(1), kindLeaf, addr)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -167,6 +171,37 @@ func (s *Server) leafSession(r *remote, u leafURL) (up bool, err error) {
 	s.mu.Unlock()
 	c.dropSubs()
 	return l.up, err
+}
+
+// dialHub looks the hub's host up, now rather than once at Start so that
+// a hub that moved is found, and connects to its first address that
+// takes the connection; it returns the address too.
+func (s *Server) dialHub(u leafURL) (*os.File, string, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, leafLookupTimeout)
+	ips, err := s.o.Lookup(ctx, u.host)
+	cancel()
+	if err == nil && len(ips) == 0 {
+		err = fmt.Errorf("lookup %s: no address", u.host)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	var errs []string
+	for _, ip := range ips {
+		a := rawnet.Addr{Host: ip.Unmap().String(), Port: u.port}
+		ctx, cancel := context.WithTimeout(s.ctx, leafDialTimeout)
+		f, err := rawnet.Dial(ctx, a)
+		cancel()
+		if err == nil {
+			return f, a.String(), nil
+		}
+		if len(ips) == 1 || s.ctx.Err() != nil {
+			return nil, "", err
+		}
+		errs = append(errs, err.Error())
+	}
+	// One line, for LastError and the log.
+	return nil, "", fmt.Errorf("%s: %s", u.host, strings.Join(errs, "; "))
 }
 
 // leafLink is one connection to a hub, seen from its reader.

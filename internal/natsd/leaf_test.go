@@ -1,8 +1,12 @@
 package natsd
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/tend-pm/tend/internal/resolve"
 )
 
 const (
@@ -349,4 +355,110 @@ func TestLeafInterestUpdates(t *testing.T) {
 	is.Unsubscribe()
 	nc.Flush()
 	waitFor(t, "x and y.> gone from the hub", func() bool { return !has("x") && !has("y.>") })
+}
+
+// hubByName returns the hub's leaf URL with a host name, and a lookup on
+// a hosts file of the test's (written with hosts) for it.
+func hubByName(t *testing.T, h *hub) (url string, hosts func(string), lookup func(context.Context, string) ([]netip.Addr, error)) {
+	dir := t.TempDir()
+	r := &resolve.Resolver{HostsFile: filepath.Join(dir, "hosts"), ResolvConf: filepath.Join(dir, "resolv.conf")}
+	// The name is always in the hosts file; were DNS asked, it would not
+	// be the machine's.
+	if err := os.WriteFile(r.ResolvConf, []byte("nameserver 127.0.0.2\nsearch .\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Replaced, not rewritten, as the leaf may be reading it.
+	hosts = func(s string) {
+		t.Helper()
+		tmp := r.HostsFile + ".new"
+		if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, r.HostsFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fmt.Sprintf("nats://%s:%s@hub.test:%d", hubLeafUser, hubLeafPass, h.leafPort), hosts, r.LookupHost
+}
+
+// A hub named by a host name is reached at each of its addresses in
+// turn: nothing listens on 127.0.0.2.
+func TestLeafHostName(t *testing.T) {
+	h := startHub(t)
+	url, hosts, lookup := hubByName(t, h)
+	hosts("127.0.0.2 hub.test\n127.0.0.1 hub.test\n")
+	s := start(t, func(o *Options) { o.Leafs, o.Lookup = []Remote{{URL: url}}, lookup })
+	waitLinked(t, s)
+	if st := s.Stats().Leafs[0]; !strings.Contains(st.URL, "@hub.test:") || strings.Contains(st.URL, hubLeafPass) {
+		t.Errorf("leaf stats URL %q; want the name, without the password", st.URL)
+	}
+	sub, _ := connect(t, s).SubscribeSync("by.name")
+	waitFor(t, "interest at the hub", func() bool { return slices.Contains(hubSees(h), "by.name") })
+	pub := h.connect()
+	pub.Publish("by.name", []byte("found"))
+	pub.Flush()
+	if m := next(t, sub); string(m.Data) != "found" {
+		t.Errorf("got %q; want found", m.Data)
+	}
+}
+
+// The name is looked up at each attempt: a hub that moves is found.
+func TestLeafHubMoves(t *testing.T) {
+	h := startHub(t)
+	url, hosts, lookup := hubByName(t, h)
+	hosts("127.0.0.2 hub.test\n")
+	s := start(t, func(o *Options) { o.Leafs, o.Lookup = []Remote{{URL: url}}, lookup })
+	waitFor(t, "the failed attempt", func() bool { return s.Stats().Leafs[0].LastError != "" })
+	if st := s.Stats().Leafs[0]; st.Connected || !strings.Contains(st.LastError, "127.0.0.2") || !strings.Contains(st.LastError, "refused") {
+		t.Errorf("stats %+v; want the refusal at 127.0.0.2", st)
+	}
+	hosts("127.0.0.1 hub.test\n")
+	waitLinked(t, s)
+}
+
+// A name that cannot be looked up is reported as any failure to connect.
+func TestLeafLookupFails(t *testing.T) {
+	h := startHub(t)
+	url, _, _ := hubByName(t, h)
+	lookup := func(_ context.Context, host string) ([]netip.Addr, error) {
+		return nil, fmt.Errorf("lookup %s: %w", host, resolve.ErrNotFound)
+	}
+	s := start(t, func(o *Options) { o.Leafs, o.Lookup = []Remote{{URL: url}}, lookup })
+	waitFor(t, "the failed lookup", func() bool { return s.Stats().Leafs[0].LastError != "" })
+	want := fmt.Sprintf("connect to nats://%s:xxxxx@hub.test:%d: lookup hub.test: no such host", hubLeafUser, h.leafPort)
+	if st := s.Stats().Leafs[0]; st.Connected || st.LastError != want {
+		t.Errorf("stats %+v; want LastError %q", st, want)
+	}
+}
+
+func TestParseLeafURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"nats://u:p@hub.internal:7422": "hub.internal:7422",
+		"nats-leaf://hub.internal.":    "hub.internal.:7422",
+		"10.0.0.1:4000":                "10.0.0.1:4000",
+		"nats://[::ffff:10.0.0.1]":     "10.0.0.1:7422",
+		"nats://[fd00::1]:7422":        "fd00::1:7422",
+		"nats://localhost:7422":        "localhost:7422",
+		"nats://t0ken@my_hub:7422":     "my_hub:7422",
+	} {
+		lu, err := parseLeafURL(raw)
+		if got := lu.host + ":" + strconv.Itoa(lu.port); err != nil || got != want {
+			t.Errorf("parseLeafURL(%q) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	for raw, want := range map[string]string{
+		"nats://u:p@hub!x:7422":         "the host must be an IP address or a host name",
+		"nats://u:p@-hub.internal:7422": "the host must be an IP address or a host name",
+		"nats://u:p@hub..internal":      "the host must be an IP address or a host name",
+		"nats://u:p@:7422":              "a host is required",
+		"nats://[fe80::1%25eth0]:7422":  "zone",
+		"nats://hub:0":                  "the port must be",
+		"tls://hub:7422":                "TLS",
+	} {
+		if _, err := parseLeafURL(raw); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseLeafURL(%q): err %v; want %q", raw, err, want)
+		} else if strings.Contains(err.Error(), ":p@") {
+			t.Errorf("parseLeafURL(%q): the password shows: %v", raw, err)
+		}
+	}
 }

@@ -1,15 +1,17 @@
 package natsd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/tend-pm/tend/internal/rawnet"
+	"github.com/tend-pm/tend/internal/resolve"
 )
 
 // Options configure a Server. Zero values take the defaults shown.
@@ -39,15 +41,20 @@ type Options struct {
 	PingInterval time.Duration
 	// Leafs are hubs to connect to as a leaf node.
 	Leafs []Remote
-	Log   *slog.Logger
+	// Lookup returns the addresses of a hub's host (a name, or an IP
+	// literal as it is). It is called at each attempt to connect, so
+	// that a hub that moves is found again. Default: the system's
+	// hosts file and DNS, through internal/resolve.
+	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	Log    *slog.Logger
 }
 
 // Remote is a hub to connect to as a leaf node.
 type Remote struct {
 	// URL is nats://user:pass@host:7422, nats-leaf://..., or
 	// nats://token@host:port; several, comma-separated, are alternatives
-	// tried in turn. The host must be an IP address or localhost: names
-	// would need a DNS resolver, which would bring in package net.
+	// tried in turn. The host is an IP address or a name (see
+	// Options.Lookup); each of a name's addresses is tried in turn.
 	URL string
 }
 
@@ -99,6 +106,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.PingInterval <= 0 {
 		o.PingInterval = defaultPingInterval
 	}
+	if o.Lookup == nil {
+		o.Lookup = new(resolve.Resolver).LookupHost
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -107,7 +117,8 @@ func (o Options) withDefaults() (Options, error) {
 
 // leafURL is one parsed alternative of a Remote.
 type leafURL struct {
-	addr     rawnet.Addr
+	host     string // an IP literal or a name, resolved at each attempt
+	port     int
 	user     string
 	pass     string
 	token    string
@@ -153,21 +164,24 @@ func parseLeafURL(raw string) (leafURL, error) {
 	default:
 		return bad("the scheme must be nats:// or nats-leaf://")
 	}
-	host, port := u.Hostname(), u.Port()
-	if port == "" {
-		port = strconv.Itoa(defaultLeafPort)
+	lu := leafURL{host: u.Hostname(), port: defaultLeafPort, redacted: shown}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return bad("the port must be a number from 1 to 65535")
+		}
+		lu.port = n
 	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	addr, err := rawnet.ParseAddr(host + ":" + port)
-	if err != nil {
-		return bad(err.Error())
-	}
-	if addr.Host == "" {
+	if ip, err := netip.ParseAddr(lu.host); err == nil {
+		if ip.Zone() != "" {
+			return bad("an IPv6 zone (%eth0) is not supported")
+		}
+		lu.host = ip.Unmap().String()
+	} else if lu.host == "" {
 		return bad("a host is required")
+	} else if !resolve.ValidName(lu.host) {
+		return bad("the host must be an IP address or a host name")
 	}
-	lu := leafURL{addr: addr, redacted: shown}
 	if u.User != nil {
 		if p, ok := u.User.Password(); ok {
 			lu.user, lu.pass = u.User.Username(), p
