@@ -56,6 +56,8 @@ func Connect(opts ...nats.Option) (*nats.Conn, error) {
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// Even the first connection is retried in the background.
+		nats.RetryOnFailedConnect(true),
 	}, opts...)
 	nc, err := nats.Connect(url, all...)
 	if err != nil {

@@ -2,10 +2,16 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 )
+
+// ErrNoSubscriber means a request found nothing subscribed to its
+// subject: nobody could answer it.
+var ErrNoSubscriber = errors.New("nothing subscribes to the subject")
 
 // Bus endpoints (docs/bus.md).
 const (
@@ -41,17 +47,24 @@ const (
 	SubjectAction = "tend.action"
 )
 
-// SubjectToken turns an app name into one subject token: the characters a
-// NATS token cannot hold (the separator '.', the wildcards '*' and '>', and
-// whitespace) become '_'.
+// SubjectToken turns an app name into one subject token. The characters
+// a NATS token cannot hold (the separator '.', the wildcards '*' and '>',
+// whitespace) and '%' itself are written %XX, as in a URL: two names never
+// share a token, and a usual name (letters, digits, '-', '_') is its own.
 func SubjectToken(name string) string {
-	return strings.Map(func(r rune) rune {
-		switch r {
-		case '.', '*', '>', ' ', '\t', '\r', '\n':
-			return '_'
+	if !strings.ContainsAny(name, ".*>% \t\r\n\f\v") {
+		return name
+	}
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; c {
+		case '.', '*', '>', '%', ' ', '\t', '\r', '\n', '\f', '\v':
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
 		}
-		return r
-	}, name)
+	}
+	return b.String()
 }
 
 // EventSubject is where the daemon publishes event ev of app.
@@ -95,6 +108,9 @@ type Event struct {
 	App   string    `json:"app"`
 	ID    int       `json:"id"`
 	Time  time.Time `json:"time"`
+	// Host is the machine's name: with hubs, events of several machines
+	// meet on one subject.
+	Host string `json:"host,omitempty"`
 	// Instance is the slot, or -1 for an event of the whole app.
 	Instance int    `json:"instance"`
 	PID      int    `json:"pid,omitempty"`
@@ -113,6 +129,7 @@ type Event struct {
 // other value is in Data whole, with Type "process:msg".
 type IPCMessage struct {
 	App      string          `json:"app"`
+	Host     string          `json:"host,omitempty"`
 	Instance int             `json:"instance"`
 	PID      int             `json:"pid"`
 	Type     string          `json:"type"`
@@ -126,16 +143,19 @@ type BusStatus struct {
 	Running bool `json:"running"`
 	// URL has the credentials in it: the control socket is the owner's
 	// alone, as is the file they are kept in.
-	URL           string      `json:"url,omitempty"`
-	Port          int         `json:"port,omitempty"`
-	User          string      `json:"user,omitempty"`
-	Password      string      `json:"password,omitempty"`
-	Clients       int         `json:"clients"`
-	Subscriptions int         `json:"subscriptions"`
-	InMsgs        uint64      `json:"in_msgs"`
-	OutMsgs       uint64      `json:"out_msgs"`
-	SlowConsumers uint64      `json:"slow_consumers"`
-	Leafs         []LeafState `json:"leafs,omitempty"`
+	URL           string `json:"url,omitempty"`
+	Port          int    `json:"port,omitempty"`
+	User          string `json:"user,omitempty"`
+	Password      string `json:"password,omitempty"`
+	Clients       int    `json:"clients,omitempty"`
+	Subscriptions int    `json:"subscriptions,omitempty"`
+	InMsgs        uint64 `json:"in_msgs,omitempty"`
+	OutMsgs       uint64 `json:"out_msgs,omitempty"`
+	SlowConsumers uint64 `json:"slow_consumers,omitempty"`
+	// Dropped counts messages the daemon's own subscribers (tend bus sub,
+	// trigger replies) were too slow to take.
+	Dropped uint64      `json:"dropped,omitempty"`
+	Leafs   []LeafState `json:"leafs,omitempty"`
 }
 
 // LeafState is the link to one remote NATS server the bus joins as a leaf
@@ -161,25 +181,29 @@ type BusMessage struct {
 	Data    string    `json:"data"`
 	Base64  bool      `json:"base64,omitempty"`
 	Time    time.Time `json:"time"`
+	// Dropped counts the messages lost just before this one because the
+	// subscriber did not keep up.
+	Dropped uint64 `json:"dropped,omitempty"`
 }
 
 // SendRequest sends Data to one instance of an app (pm2's
-// sendDataToProcessId). Instance -1 means the app's only instance.
+// sendDataToProcessId). With no Instance, the target names it ("web:2"),
+// or the app has only one.
 type SendRequest struct {
 	Target   string          `json:"target"`
-	Instance int             `json:"instance"`
+	Instance *int            `json:"instance,omitempty"`
 	Data     json.RawMessage `json:"data"`
 }
 
-// SendResult says how the message went.
+// SendResult says how the message went: to the subscribers of the
+// instance's InboxSubject when it has any, otherwise on its Node.js IPC
+// channel.
 type SendResult struct {
-	App      string `json:"app"`
-	Instance int    `json:"instance"`
-	PID      int    `json:"pid,omitempty"`
-	// IPC is set when the instance got it on its Node.js IPC channel;
-	// Subscribers counts the bus subscriptions of InboxSubject that did.
-	IPC         bool `json:"ipc"`
-	Subscribers int  `json:"subscribers"`
+	App         string `json:"app"`
+	Instance    int    `json:"instance"`
+	PID         int    `json:"pid,omitempty"`
+	IPC         bool   `json:"ipc"`
+	Subscribers int    `json:"subscribers"`
 }
 
 // TriggerRequest asks every running instance of an app to run an action.
@@ -196,6 +220,7 @@ const (
 	TriggerNoHandler  = "no handler" // nothing of it listens for the action
 	TriggerTimeout    = "timeout"    // it listens but did not answer in time
 	TriggerNotRunning = "not running"
+	TriggerFailed     = "failed" // the request could not be sent (Reply says why)
 )
 
 // TriggerReply is one instance's answer to a trigger.

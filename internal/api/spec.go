@@ -473,6 +473,22 @@ func (b ByteSize) String() string {
 	return strconv.FormatInt(int64(b), 10)
 }
 
+// RunsNode reports whether the program tend executes is node itself (a
+// script run by node): only then does the app get Node's IPC channel. A
+// package manager (npm start) is a Node.js program too, and would keep the
+// channel for itself; the app under it would never see it.
+func (s *AppSpec) RunsNode() bool {
+	program := s.Interpreter
+	if program == "" && len(s.Command) > 0 {
+		program = s.Command[0]
+	}
+	switch filepath.Base(program) {
+	case "node", "nodejs":
+		return true
+	}
+	return false
+}
+
 // IsNode reports whether the app runs on Node.js: a node interpreter, or a
 // program that is node or one of its package managers (npm start).
 func (s *AppSpec) IsNode() bool {

@@ -41,8 +41,9 @@ type Backend interface {
 	// Notify takes an sd_notify message (READY=1...) from process pid.
 	Notify(pid int, msg string) error
 
-	// BusStatus describes the pub/sub bus, starting it first if start.
-	BusStatus(start bool) (api.BusStatus, error)
+	// BusStatus describes the pub/sub bus, starting it first if start,
+	// with its password only if credentials.
+	BusStatus(start, credentials bool) (api.BusStatus, error)
 	BusPublish(req api.BusPublish) error
 	// BusSubscribe subscribes to subject, calls ready once the
 	// subscription is in place, then emit with each message until ctx
@@ -107,7 +108,7 @@ func (s *server) route(w *uhttp.Response, r *uhttp.Request) {
 	case p == api.PathNotify && post:
 		s.notify(w, r)
 	case p == api.PathBus && (get || post):
-		s.busStatus(w, post)
+		s.busStatus(w, post, r.Query.Get("credentials") == "true")
 	case p == api.PathBusPublish && post:
 		s.busPublish(w, r)
 	case p == api.PathBusSubscribe && get:

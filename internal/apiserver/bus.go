@@ -8,8 +8,8 @@ import (
 	"github.com/tend-pm/tend/internal/uhttp"
 )
 
-func (s *server) busStatus(w *uhttp.Response, start bool) {
-	st, err := s.b.BusStatus(start)
+func (s *server) busStatus(w *uhttp.Response, start, credentials bool) {
+	st, err := s.b.BusStatus(start, credentials)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -2,9 +2,14 @@
 // NATS server (package natsd) the first time something needs it — an app
 // with `bus: true`, a `tend bus` command — so a daemon that never uses the
 // bus pays nothing for it; it keeps the server's port and credentials in
-// $TEND_HOME, so instances that outlive a daemon (a crash, kill -9) find
-// the next one at the same address with the same secret; and it gives the
-// rest of the daemon publish, subscribe and request.
+// $TEND_HOME so the next daemon listens at the same address with the same
+// secret; and it gives the rest of the daemon publish, subscribe and
+// request.
+//
+// Kept across daemons, the address lets clients that outlive a daemon —
+// a `nats` CLI given `tend bus url`, a monitor subscribed to events —
+// reconnect on their own; the apps themselves are restarted by the next
+// daemon (see supervisor.Restore) and connect afresh.
 package bus
 
 import (
@@ -31,8 +36,8 @@ const File = "bus.json"
 // daemon's owner, and the daemon itself.
 const user = "tend"
 
-// ErrNoHandler means a request found no subscriber for its subject.
-var ErrNoHandler = errors.New("no subscriber")
+// inboxPrefix starts the reply subjects of the daemon's own requests.
+const inboxPrefix = "_INBOX.tend."
 
 // Config is how the daemon's bus is set up (docs/bus.md).
 type Config struct {
@@ -125,6 +130,10 @@ func (b *Bus) startLocked() (*natsd.Server, error) {
 	opts := natsd.Options{
 		Host: b.cfg.Host, Port: port, User: creds.User, Password: creds.Password,
 		Name: "tend-" + strconv.Itoa(os.Getpid()), Leafs: leafs, Log: b.cfg.Log,
+		// What names an app and a slot means something on this machine
+		// only: `tend trigger web` must not be answered by another
+		// machine's web.
+		Local: []string{api.SubjectAction + ".", api.SubjectInbox + ".", inboxPrefix},
 	}
 	srv, err := natsd.Start(opts)
 	if err != nil && b.cfg.Port == 0 && port != 0 {
@@ -142,7 +151,7 @@ func (b *Bus) startLocked() (*natsd.Server, error) {
 		_ = srv.Close()
 		return nil, err
 	}
-	b.inbox = "_INBOX.tend." + secret()[:16]
+	b.inbox = inboxPrefix + secret()[:16]
 	sub, err := srv.Subscribe(b.inbox+".*", "", b.answer)
 	if err != nil {
 		_ = srv.Close()
@@ -227,21 +236,22 @@ func (b *Bus) Publish(subject string, data []byte) {
 	}
 }
 
-// Deliver publishes data on subject if the bus runs and returns how many
-// subscriptions it reached.
-func (b *Bus) Deliver(subject string, data []byte) int {
+// Deliver publishes data on subject if the bus runs and something
+// subscribes to it, and returns how many subscriptions it reached.
+func (b *Bus) Deliver(subject string, data []byte) (int, error) {
 	srv := b.server()
 	if srv == nil {
-		return 0
+		return 0, nil
 	}
 	local, remote := srv.Interest(subject)
 	n := local + remote
-	if n > 0 {
-		if err := srv.Publish(subject, "", nil, data); err != nil {
-			return 0
-		}
+	if n == 0 {
+		return 0, nil
 	}
-	return n
+	if err := srv.Publish(subject, "", nil, data); err != nil {
+		return 0, kind(err)
+	}
+	return n, nil
 }
 
 // PublishStarted sends data on subject, starting the bus if needed (a
@@ -253,23 +263,23 @@ func (b *Bus) PublishStarted(subject string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := srv.Publish(subject, "", nil, data); err != nil {
-		return fmt.Errorf("publish on %q: %w", subject, kind(err))
-	}
-	return nil
+	return kind(srv.Publish(subject, "", nil, data))
 }
 
-// kind marks a subject the server refused as the caller's mistake.
+// kind marks what the server refuses as the caller's mistake.
 func kind(err error) error {
-	if errors.Is(err, natsd.ErrInvalidSubject) {
+	switch {
+	case errors.Is(err, natsd.ErrInvalidSubject):
 		return fmt.Errorf("%w (subjects are tokens separated by '.', without spaces; wildcards * and > only to subscribe): %w", err, api.ErrInvalid)
+	case errors.Is(err, natsd.ErrMaxPayload):
+		return fmt.Errorf("%w: %w", err, api.ErrInvalid)
 	}
 	return err
 }
 
 // Subscribe calls fn with every message on subject (wildcards allowed),
-// starting the bus if needed, until the returned function is called.
-func (b *Bus) Subscribe(subject string, fn func(natsd.Msg)) (unsubscribe func(), err error) {
+// starting the bus if needed, until the subscription is ended.
+func (b *Bus) Subscribe(subject string, fn func(natsd.Msg)) (*natsd.Subscription, error) {
 	b.mu.Lock()
 	srv, err := b.startLocked()
 	b.mu.Unlock()
@@ -278,20 +288,20 @@ func (b *Bus) Subscribe(subject string, fn func(natsd.Msg)) (unsubscribe func(),
 	}
 	sub, err := srv.Subscribe(subject, "", fn)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to %q: %w", subject, kind(err))
+		return nil, kind(err)
 	}
-	return sub.Unsubscribe, nil
+	return sub, nil
 }
 
 // Request publishes data on subject with a reply subject of the daemon's
 // and returns the first answer. With no subscriber to subject it returns
-// ErrNoHandler at once; otherwise it waits until ctx ends.
+// api.ErrNoSubscriber at once; otherwise it waits until ctx ends.
 func (b *Bus) Request(ctx context.Context, subject string, data []byte) ([]byte, error) {
 	b.mu.Lock()
 	srv := b.srv
 	if srv == nil {
 		b.mu.Unlock()
-		return nil, ErrNoHandler
+		return nil, api.ErrNoSubscriber
 	}
 	b.seq++
 	reply := b.inbox + "." + strconv.FormatUint(b.seq, 10)
@@ -304,7 +314,7 @@ func (b *Bus) Request(ctx context.Context, subject string, data []byte) ([]byte,
 		b.mu.Unlock()
 	}()
 	if local, remote := srv.Interest(subject); local+remote == 0 {
-		return nil, ErrNoHandler
+		return nil, api.ErrNoSubscriber
 	}
 	if err := srv.Publish(subject, reply, nil, data); err != nil {
 		return nil, err
@@ -330,8 +340,9 @@ func (b *Bus) answer(m natsd.Msg) {
 	}
 }
 
-// Status describes the bus, starting it first if start is set.
-func (b *Bus) Status(start bool) (api.BusStatus, error) {
+// Status describes the bus, starting it first if start is set; the
+// password (in URL and Password) only with credentials.
+func (b *Bus) Status(start, credentials bool) (api.BusStatus, error) {
 	b.mu.Lock()
 	srv := b.srv
 	if start {
@@ -348,9 +359,12 @@ func (b *Bus) Status(start bool) (api.BusStatus, error) {
 	}
 	st := srv.Stats()
 	out := api.BusStatus{
-		Running: true, URL: srv.ClientURL(), Port: srv.Port(), User: creds.User, Password: creds.Password,
+		Running: true, URL: srv.URL(), Port: srv.Port(), User: creds.User,
 		Clients: st.Conns, Subscriptions: st.Subs, InMsgs: st.InMsgs, OutMsgs: st.OutMsgs,
-		SlowConsumers: st.SlowConsumers,
+		SlowConsumers: st.SlowConsumers, Dropped: st.Dropped,
+	}
+	if credentials {
+		out.URL, out.Password = srv.ClientURL(), creds.Password
 	}
 	for _, l := range st.Leafs {
 		out.Leafs = append(out.Leafs, api.LeafState{URL: l.URL, Connected: l.Connected, Since: l.Since, Error: l.LastError})

@@ -85,7 +85,7 @@ func TestKeepsPortAndSecret(t *testing.T) {
 func TestTakenPort(t *testing.T) {
 	home := t.TempDir()
 	other := newBus(t, t.TempDir())
-	st, err := other.Status(true)
+	st, err := other.Status(true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestTakenPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newBus(t, home)
-	mine, err := b.Status(true)
+	mine, err := b.Status(true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestRequest(t *testing.T) {
 			t.Errorf("request %q: %q, %v", word, got, err)
 		}
 	}
-	if _, err := b.Request(ctx, "act.nobody", nil); !errors.Is(err, ErrNoHandler) {
+	if _, err := b.Request(ctx, "act.nobody", nil); !errors.Is(err, api.ErrNoSubscriber) {
 		t.Errorf("no handler: %v", err)
 	}
 	short, cancel2 := context.WithTimeout(ctx, 100*time.Millisecond)
@@ -153,8 +153,14 @@ func TestRequest(t *testing.T) {
 	if _, err := b.Request(short, "act.mute", nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("no answer: %v", err)
 	}
-	if n := b.Deliver("act.echo", []byte("x")); n != 1 {
-		t.Errorf("Deliver reached %d subscriptions; want 1", n)
+	if n, err := b.Deliver("act.echo", []byte("x")); n != 1 || err != nil {
+		t.Errorf("Deliver reached %d subscriptions (%v); want 1", n, err)
+	}
+	if n, err := b.Deliver("act.echo", make([]byte, 2<<20)); n != 0 || !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("Deliver of 2 MiB: %d, %v; want refused as invalid", n, err)
+	}
+	if n, err := b.Deliver("act.nobody", []byte("x")); n != 0 || err != nil {
+		t.Errorf("Deliver to nobody: %d, %v", n, err)
 	}
 }
 

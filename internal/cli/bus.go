@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -76,10 +77,8 @@ func newBusSub(env *Env) *ucli.Command {
 			subject := c.Args().First()
 			asJSON := c.Bool("json")
 			enc := json.NewEncoder(env.IO.Out)
-			ctx, cancel := context.WithCancel(ctx)
-			defer cancel()
 			seen := 0
-			return cl.BusSubscribe(ctx, subject, func() {
+			err = cl.BusSubscribe(ctx, subject, func() {
 				// On stderr, so scripts reading stdout see only messages,
 				// and they can wait for this line before publishing.
 				fmt.Fprintf(env.IO.Err, "listening on %s\n", subject)
@@ -88,14 +87,23 @@ func newBusSub(env *Env) *ucli.Command {
 					if err := enc.Encode(m); err != nil {
 						return err
 					}
-				} else if _, err := fmt.Fprintf(env.IO.Out, "%s %s\n", m.Subject, m.Data); err != nil {
-					return err
+				} else {
+					if m.Dropped > 0 {
+						fmt.Fprintf(env.IO.Err, "tend: %d messages dropped: this subscriber did not keep up\n", m.Dropped)
+					}
+					if _, err := fmt.Fprintf(env.IO.Out, "%s %s\n", m.Subject, m.Data); err != nil {
+						return err
+					}
 				}
 				if seen++; count > 0 && seen >= count {
-					cancel()
+					return errEnough
 				}
 				return nil
 			})
+			if errors.Is(err, errEnough) {
+				return nil
+			}
+			return err
 		},
 	}
 }
@@ -114,7 +122,7 @@ func newBusStatus(env *Env) *ucli.Command {
 				if err != nil {
 					return err
 				}
-				st, err := cl.BusStatus(ctx, false)
+				st, err := cl.BusStatus(ctx, false, false)
 				if err != nil {
 					return err
 				}
@@ -130,7 +138,7 @@ func busStatus(ctx context.Context, env *Env, start bool) error {
 	if err != nil {
 		return err
 	}
-	st, err := cl.BusStatus(ctx, start)
+	st, err := cl.BusStatus(ctx, start, false)
 	if err != nil {
 		return err
 	}
@@ -139,9 +147,9 @@ func busStatus(ctx context.Context, env *Env, start bool) error {
 		fmt.Fprintln(out, "the bus is not running; it starts with the first app started with --bus, or `tend bus url`")
 		return nil
 	}
-	fmt.Fprintf(out, "bus: nats://127.0.0.1:%d (user %s; `tend bus url` prints the URL with the password)\n", st.Port, st.User)
-	fmt.Fprintf(out, "clients: %d, subscriptions: %d, messages in: %d, out: %d, slow consumers cut off: %d\n",
-		st.Clients, st.Subscriptions, st.InMsgs, st.OutMsgs, st.SlowConsumers)
+	fmt.Fprintf(out, "bus: %s (user %s; `tend bus url` prints the URL with the password)\n", st.URL, st.User)
+	fmt.Fprintf(out, "clients: %d, subscriptions: %d, messages in: %d, out: %d, slow consumers cut off: %d, dropped for the daemon's slow subscribers: %d\n",
+		st.Clients, st.Subscriptions, st.InMsgs, st.OutMsgs, st.SlowConsumers, st.Dropped)
 	for _, l := range st.Leafs {
 		state := "connected"
 		if !l.Connected {
@@ -169,7 +177,7 @@ func newBusURL(env *Env) *ucli.Command {
 			if err != nil {
 				return err
 			}
-			st, err := cl.BusStatus(ctx, true)
+			st, err := cl.BusStatus(ctx, true, true)
 			if err != nil {
 				return err
 			}
@@ -198,7 +206,11 @@ func newSend(env *Env) *ucli.Command {
 			if err != nil {
 				return err
 			}
-			res, err := cl.Send(ctx, api.SendRequest{Target: c.Args().Get(0), Instance: int(c.Int("instance")), Data: json.RawMessage(data)})
+			req := api.SendRequest{Target: c.Args().Get(0), Data: json.RawMessage(data)}
+			if n := int(c.Int("instance")); n != -1 {
+				req.Instance = &n
+			}
+			res, err := cl.Send(ctx, req)
 			if err != nil {
 				return err
 			}
@@ -211,6 +223,9 @@ func newSend(env *Env) *ucli.Command {
 		},
 	}
 }
+
+// errEnough ends a subscription that has printed --count messages.
+var errEnough = errors.New("enough messages")
 
 // errNoAnswer makes trigger exit 1 when an instance did not answer; the
 // replies are printed already.
@@ -286,6 +301,8 @@ func triggerLine(app string, r api.TriggerReply, timeout time.Duration, action s
 		return s
 	case api.TriggerNoHandler:
 		return fmt.Sprintf("%s: no handler for %q (nothing subscribes to %s)", who, action, api.ActionSubject(app, r.Instance, action))
+	case api.TriggerFailed:
+		return fmt.Sprintf("%s: not asked: %s", who, r.Reply)
 	default:
 		s := who + ": not running"
 		if r.Reply != "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tend-pm/tend/internal/api"
 	"github.com/tend-pm/tend/internal/client"
+	"github.com/tend-pm/tend/internal/daemon"
 	"github.com/tend-pm/tend/internal/socket"
 )
 
@@ -87,6 +88,11 @@ func (e *Env) ensureDaemon(ctx context.Context, home, path string) error {
 func (e *Env) startDaemon(ctx context.Context, home string) error {
 	if err := socket.EnsureHome(home); err != nil {
 		return err
+	}
+	// A mistake in config.yaml would stop the daemon; said here, it is
+	// the user's to fix (exit 2) rather than a daemon that cannot start.
+	if _, err := daemon.LoadConfig(home); err != nil {
+		return fmt.Errorf("%w: %w", err, api.ErrInvalid)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {

@@ -100,7 +100,7 @@ func describeApp(o *IO, a api.AppDetail) {
 	if len(s.StopExitCodes) > 0 {
 		kv("stop_exit_codes", fmt.Sprint(s.StopExitCodes))
 	}
-	if s.ShutdownWithMessage && s.IsNode() {
+	if s.ShutdownWithMessage && s.RunsNode() {
 		kv("kill", fmt.Sprintf("the 'shutdown' message (Node.js IPC), then SIGKILL after %s", s.KillTimeout))
 	} else {
 		kv("kill", fmt.Sprintf("%s, then SIGKILL after %s", s.KillSignal, s.KillTimeout))

@@ -10,14 +10,19 @@ import (
 	"github.com/tend-pm/tend/internal/api"
 )
 
-// BusStatus describes the bus; start starts it first.
-func (c *Client) BusStatus(ctx context.Context, start bool) (api.BusStatus, error) {
+// BusStatus describes the bus; start starts it first; credentials adds
+// its password (in URL and Password).
+func (c *Client) BusStatus(ctx context.Context, start, credentials bool) (api.BusStatus, error) {
 	method := "GET"
 	if start {
 		method = "POST"
 	}
+	path := api.PathBus
+	if credentials {
+		path += "?credentials=true"
+	}
 	var out api.BusStatus
-	err := c.do(ctx, method, api.PathBus, nil, &out)
+	err := c.do(ctx, method, path, nil, &out)
 	return out, err
 }
 
@@ -48,10 +53,13 @@ func (c *Client) BusSubscribe(ctx context.Context, subject string, ready func(),
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil && ctx.Err() == nil {
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read bus stream: %w", err)
 	}
-	return nil
+	return fmt.Errorf("the daemon ended the subscription (it stopped or restarted): %w", api.ErrFailed)
 }
 
 // Send gives a JSON message to one instance.

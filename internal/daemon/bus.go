@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -26,38 +27,68 @@ func busWanted(cfg Config, home string) bool {
 	return err == nil
 }
 
-func (d *daemon) BusStatus(start bool) (api.BusStatus, error) { return d.bus.Status(start) }
+func (d *daemon) BusStatus(start, credentials bool) (api.BusStatus, error) {
+	return d.bus.Status(start, credentials)
+}
 
 func (d *daemon) BusPublish(req api.BusPublish) error {
 	return d.bus.PublishStarted(req.Subject, []byte(req.Data))
 }
 
-// subscribeBuffer bounds what waits for a slow `tend bus sub`: beyond it
-// messages are dropped for that subscriber, never queued without end.
-const subscribeBuffer = 4096
+// subscribeBuffer bounds, in bytes, what waits for a `tend bus sub` that
+// does not keep up: beyond it messages are dropped for that subscriber,
+// and counted in the next one it gets, never queued without end.
+const subscribeBuffer = 16 << 20
 
 // BusSubscribe calls emit with every message on subject until ctx ends or
 // emit fails. emit runs in the caller's goroutine.
 func (d *daemon) BusSubscribe(ctx context.Context, subject string, ready func() error, emit func(api.BusMessage) error) error {
-	ch := make(chan api.BusMessage, subscribeBuffer)
-	unsubscribe, err := d.bus.Subscribe(subject, func(m natsd.Msg) {
+	var (
+		mu      sync.Mutex
+		queue   []api.BusMessage
+		size    int
+		dropped uint64
+		wake    = make(chan struct{}, 1)
+	)
+	sub, err := d.bus.Subscribe(subject, func(m natsd.Msg) {
+		bm := busMessage(m)
+		mu.Lock()
+		if n := len(bm.Data); size+n > subscribeBuffer {
+			dropped++
+		} else {
+			queue, size = append(queue, bm), size+n
+		}
+		mu.Unlock()
 		select {
-		case ch <- busMessage(m):
+		case wake <- struct{}{}:
 		default:
 		}
 	})
 	if err != nil {
 		return err
 	}
-	defer unsubscribe()
+	defer sub.Unsubscribe()
 	if err := ready(); err != nil {
 		return err
 	}
+	var upstream uint64 // what the bus dropped before handing it over
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case m := <-ch:
+		case <-wake:
+		}
+		mu.Lock()
+		batch, lost := queue, dropped
+		queue, size, dropped = nil, 0, 0
+		mu.Unlock()
+		if n := sub.Dropped(); n > upstream {
+			lost, upstream = lost+n-upstream, n
+		}
+		for i, m := range batch {
+			if i == 0 {
+				m.Dropped = lost
+			}
 			if err := emit(m); err != nil {
 				return err
 			}

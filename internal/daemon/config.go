@@ -76,13 +76,20 @@ func (b *BusConfig) check() error {
 	if b.Port < 0 || b.Port > 65535 {
 		return fmt.Errorf("port %d is out of range", b.Port)
 	}
-	for _, l := range b.Leafnodes {
+	for i, l := range b.Leafnodes {
 		if err := checkLeafURL(l); err != nil {
+			if errors.Is(err, errNotURL) {
+				// The text may hold a password: name the entry instead.
+				return fmt.Errorf("leafnodes: entry %d: %w", i+1, err)
+			}
 			return fmt.Errorf("leafnodes: %w", err)
 		}
 	}
 	return nil
 }
+
+// errNotURL refuses a leaf URL that does not parse, without repeating it.
+var errNotURL = errors.New("not a valid URL (write special characters of the password, such as # / ? @ %, as %XX)")
 
 // checkLeafURL accepts nats:// and nats-leaf:// URLs with a host (an IP
 // address or a host name) and a port. Whether the name exists is not
@@ -91,7 +98,7 @@ func (b *BusConfig) check() error {
 func checkLeafURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL", s)
+		return errNotURL
 	}
 	switch u.Scheme {
 	case "nats", "nats-leaf":

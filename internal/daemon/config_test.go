@@ -24,6 +24,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "syntax", file: "bus: [\n", err: "config.yaml:1:"},
 		{name: "tls", file: "bus:\n  leafnodes: [\"tls://u:secret@hub:7422\"]\n", err: "plain TCP only"},
 		{name: "password kept out of messages", file: "bus:\n  leafnodes: [\"http://u:secret@hub:7422\"]\n", err: "u:xxx@hub"},
+		{name: "a password that breaks the URL is not shown", file: "bus:\n  leafnodes: [\"nats://leaf:s3#secret@hub:7422\"]\n", err: "entry 1: not a valid URL"},
 		{name: "no port", file: "bus:\n  leafnodes: [\"nats://hub\"]\n", err: "give a host and a port"},
 		{name: "not a host name", file: "bus:\n  leafnodes: [\"nats://u:secret@hub!x:7422\"]\n", err: "the host must be an IP address or a host name"},
 		{name: "IPv6 zone", file: "bus:\n  leafnodes: [\"nats://[fe80::1%25eth0]:7422\"]\n", err: "zone"},

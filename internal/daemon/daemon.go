@@ -141,11 +141,13 @@ func Run(ctx context.Context, o Options) (err error) {
 			log.Error("bus", "err", err)
 		}
 	}
+	host, _ := os.Hostname() // only a label in events; empty is fine
 	deps := supervisor.Deps{
 		Clock: clk, Reaper: reaper, Logs: router, Home: home, Log: log,
 		Store: state.NewStore(filepath.Join(home, StateFile)),
 		Exe:   selfExe(),
 		Bus:   bs,
+		Host:  host,
 	}
 	// Readiness messages: a missing notify socket or preload costs apps
 	// their fast readiness (they fall back to listen_timeout), not their

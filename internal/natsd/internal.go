@@ -29,6 +29,8 @@ var (
 	// ErrInvalidSubject is returned for a subject that cannot be
 	// published or subscribed to.
 	ErrInvalidSubject = errors.New("invalid subject")
+	// ErrMaxPayload refuses a message larger than Options.MaxPayload.
+	ErrMaxPayload = errors.New("above the maximum payload")
 )
 
 const (
@@ -198,7 +200,7 @@ func (s *Server) publish(subject, reply string, header, data []byte) (int, error
 		return 0, fmt.Errorf("publish to %q: the header must be a NATS/1.0 block ending in an empty line", subject)
 	}
 	if len(header)+len(data) > s.o.MaxPayload {
-		return 0, fmt.Errorf("publish to %q: %d bytes: above the maximum payload of %d", subject, len(header)+len(data), s.o.MaxPayload)
+		return 0, fmt.Errorf("publish to %q: %d bytes, %w of %d", subject, len(header)+len(data), ErrMaxPayload, s.o.MaxPayload)
 	}
 	if s.isClosed() {
 		return 0, ErrClosed

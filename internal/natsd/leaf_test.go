@@ -462,3 +462,57 @@ func TestParseLeafURL(t *testing.T) {
 		}
 	}
 }
+
+// TestLeafLocalSubjects: subjects under Options.Local never cross a link:
+// their interest is not announced, messages on them are not forwarded,
+// and a hub's messages on them are dropped, while every other subject
+// still crosses.
+func TestLeafLocalSubjects(t *testing.T) {
+	h := startHub(t)
+	local := func(o *Options) {
+		o.Leafs = []Remote{{URL: h.leafURL()}}
+		o.Local = []string{"mine."}
+	}
+	a, b := start(t, local), start(t, local)
+	waitLinked(t, a)
+	waitLinked(t, b)
+
+	onB := connect(t, b)
+	mineB, _ := onB.SubscribeSync("mine.x")
+	allB, _ := onB.SubscribeSync(">")
+	onB.Flush()
+	onHub := h.connect()
+	mineHub, _ := onHub.SubscribeSync("mine.x")
+	onHub.Flush()
+	waitRemote(t, a, "shared.x", 1) // B's ">" reached A through the hub
+	if _, r := a.Interest("mine.x"); r != 0 {
+		t.Errorf("A counts %d remote subscriptions to a local subject", r)
+	}
+
+	onA := connect(t, a)
+	mineA, _ := onA.SubscribeSync("mine.x")
+	onA.Flush()
+	onA.Publish("mine.x", []byte("stays on A"))
+	onA.Publish("shared.x", []byte("crosses"))
+	onA.Flush()
+	onHub.Publish("mine.x", []byte("from the hub"))
+	onHub.Flush()
+	if got := next(t, mineA); string(got.Data) != "stays on A" {
+		t.Errorf("A's own local subscriber got %q", got.Data)
+	}
+	if got := next(t, allB); string(got.Data) != "crosses" {
+		t.Errorf("B got %q first; want only the shared message", got.Data)
+	}
+	if got := next(t, mineHub); string(got.Data) != "from the hub" {
+		t.Errorf("the hub's own subscriber got %q", got.Data)
+	}
+	// Ordering closes the window: anything A sent went before "crosses",
+	// and the hub's message before this round trip.
+	onB.Flush()
+	for name, sub := range map[string]*nats.Subscription{"B mine.x": mineB, "B >": allB, "A mine.x": mineA} {
+		if n, _, _ := sub.Pending(); n != 0 {
+			m, _ := sub.NextMsg(0)
+			t.Errorf("%s got %q: a local subject crossed a link", name, m.Data)
+		}
+	}
+}

@@ -41,6 +41,13 @@ type Options struct {
 	PingInterval time.Duration
 	// Leafs are hubs to connect to as a leaf node.
 	Leafs []Remote
+	// Local lists subject prefixes that stay on this server: their
+	// interest is not announced to hubs, messages on them are not
+	// forwarded to hubs, and hubs' messages on them are dropped. tend
+	// keeps its per-instance subjects (actions, inboxes, its own reply
+	// inbox) here, since they name an app and a slot that are only
+	// meaningful on one machine.
+	Local []string
 	// Lookup returns the addresses of a hub's host (a name, or an IP
 	// literal as it is). It is called at each attempt to connect, so
 	// that a hub that moves is found again. Default: the system's

@@ -46,12 +46,17 @@ func (r *router) route(subject, reply []byte, hdr int, payload []byte, qfilter [
 		return 0
 	}
 	fromLeaf := r.from != nil && r.from.kind == kindLeaf
+	// A local subject crosses no link, either way.
+	local := len(r.s.o.Local) > 0 && r.s.isLocal(string(subject))
+	if fromLeaf && local {
+		return 0
+	}
 	r.leafs = r.leafs[:0]
 	n := 0
 	for _, sb := range res.psubs {
 		switch {
 		case sb.kind == subLeaf:
-			if !fromLeaf {
+			if !fromLeaf && !local {
 				r.addLeaf(sb.conn, "")
 			}
 		case r.echoSkip(sb), sb.removed.Load():
@@ -68,7 +73,7 @@ func (r *router) route(subject, reply []byte, hdr int, payload []byte, qfilter [
 		}
 		if r.deliverQueue(group, subject, reply, hdr, payload) {
 			n++
-		} else if leaf := pickLeaf(group, fromLeaf); leaf != nil {
+		} else if leaf := pickLeaf(group, fromLeaf); leaf != nil && !local {
 			r.addLeaf(leaf.conn, queue)
 		}
 	}

@@ -130,18 +130,29 @@ func (s *Server) Port() int { return s.port }
 // credentials included: nats://user:pass@127.0.0.1:port (or
 // nats://pass@... with no user, the password serving as a token).
 func (s *Server) ClientURL() string {
-	host := s.o.Host
-	switch host {
-	case "0.0.0.0", "::", "":
-		host = "127.0.0.1"
-	}
-	u := url.URL{Scheme: "nats", Host: joinHostPort(host, s.port)}
+	u := s.url()
 	if s.o.User != "" {
 		u.User = url.UserPassword(s.o.User, s.o.Password)
 	} else {
 		u.User = url.User(s.o.Password)
 	}
 	return u.String()
+}
+
+// URL is where a client on this machine reaches the server, without the
+// credentials.
+func (s *Server) URL() string {
+	u := s.url()
+	return u.String()
+}
+
+func (s *Server) url() url.URL {
+	host := s.o.Host
+	switch host {
+	case "0.0.0.0", "::", "":
+		host = "127.0.0.1"
+	}
+	return url.URL{Scheme: "nats", Host: joinHostPort(host, s.port)}
 }
 
 func (s *Server) isClosed() bool {
@@ -284,6 +295,9 @@ func (s *Server) removeSub(sb *sub) {
 // LS- when it loses its last, and for queue groups an LS+ with the new
 // member count (its weight at the hub) on every change.
 func (s *Server) changeInterestLocked(subject, queue string, delta int) {
+	if s.isLocal(subject) {
+		return
+	}
 	key := subject
 	if queue != "" {
 		key += " " + queue
@@ -328,8 +342,12 @@ func (s *Server) Interest(subject string) (local, remote int) {
 		return 0, 0
 	}
 	res := s.sl.match(subject)
+	isLocal := s.isLocal(subject)
 	count := func(sb *sub) {
 		if sb.kind == subLeaf {
+			if isLocal {
+				return
+			}
 			remote += int(max(sb.weight.Load(), 1))
 		} else {
 			local++
@@ -366,4 +384,14 @@ func randomID(n int) string {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	return string(b)
+}
+
+// isLocal reports whether subject starts with one of Options.Local.
+func (s *Server) isLocal(subject string) bool {
+	for _, p := range s.o.Local {
+		if strings.HasPrefix(subject, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -25,11 +25,12 @@ type Bus interface {
 	Running() bool
 	// Publish sends data on subject if the bus runs. It never blocks.
 	Publish(subject string, data []byte)
-	// Deliver publishes data on subject if the bus runs and returns how
-	// many subscriptions received it.
-	Deliver(subject string, data []byte) int
+	// Deliver publishes data on subject if the bus runs and something
+	// subscribes to it, and returns how many subscriptions received it.
+	Deliver(subject string, data []byte) (int, error)
 	// Request publishes data on subject and returns the first answer; it
-	// fails at once when nothing subscribes to subject.
+	// fails at once, with api.ErrNoSubscriber, when nothing subscribes
+	// to subject.
 	Request(ctx context.Context, subject string, data []byte) ([]byte, error)
 }
 
@@ -40,7 +41,7 @@ func (s *Supervisor) eventLocked(a *app, in *instance, kind string, fill func(*a
 	if b == nil || !b.Running() {
 		return
 	}
-	e := api.Event{Event: kind, App: a.spec.Name, ID: a.id, Time: s.deps.Clock.Now(), Instance: -1}
+	e := api.Event{Event: kind, App: a.spec.Name, ID: a.id, Time: s.deps.Clock.Now(), Host: s.deps.Host, Instance: -1}
 	if in != nil {
 		e.Instance, e.PID, e.Restarts = in.slot, in.pid, in.restarts
 	}
@@ -86,14 +87,20 @@ func (s *Supervisor) instanceFor(target string, slot int) (*app, *instance, erro
 }
 
 // Send gives data, a JSON value, to one instance (pm2's
-// sendDataToProcessId): on its Node.js IPC channel when it has one, where
-// process.on('message') receives it as it was sent; otherwise on the bus,
-// on the instance's inbox subject.
+// sendDataToProcessId): to what subscribes to the instance's inbox subject
+// on the bus, if anything does; otherwise on its Node.js IPC channel,
+// where process.on('message') receives it as it was sent.
 func (s *Supervisor) Send(req api.SendRequest) (api.SendResult, error) {
 	if !json.Valid(req.Data) {
 		return api.SendResult{}, fmt.Errorf("the message is not valid JSON: %w", api.ErrInvalid)
 	}
-	a, in, err := s.instanceFor(req.Target, req.Instance)
+	slot := -1
+	if req.Instance != nil {
+		if slot = *req.Instance; slot < 0 {
+			return api.SendResult{}, fmt.Errorf("instance %d: give a slot number (0, 1, ...): %w", slot, api.ErrInvalid)
+		}
+	}
+	a, in, err := s.instanceFor(req.Target, slot)
 	if err != nil {
 		return api.SendResult{}, err
 	}
@@ -105,21 +112,27 @@ func (s *Supervisor) Send(req api.SendRequest) (api.SendResult, error) {
 		return res, fmt.Errorf("app %q, instance %d is not running: %w", a.spec.Name, in.slot, api.ErrConflict)
 	}
 	data := compactJSON(req.Data)
-	if c != nil {
-		if err := c.send(data); err != nil {
-			return res, fmt.Errorf("app %q, instance %d: %w: %w", a.spec.Name, in.slot, err, api.ErrFailed)
-		}
-		res.IPC = true
-		return res, nil
-	}
 	subject := api.InboxSubject(a.spec.Name, in.slot)
 	if s.deps.Bus != nil {
-		res.Subscribers = s.deps.Bus.Deliver(subject, data)
+		n, err := s.deps.Bus.Deliver(subject, data)
+		if err != nil {
+			return res, fmt.Errorf("app %q, instance %d: %w", a.spec.Name, in.slot, err)
+		}
+		if res.Subscribers = n; n > 0 {
+			return res, nil
+		}
 	}
-	if res.Subscribers == 0 {
-		return res, fmt.Errorf("app %q, instance %d has no IPC channel (it is not a Node.js app) and nothing of it subscribes to %s: %w",
+	if c == nil {
+		return res, fmt.Errorf("app %q, instance %d has no IPC channel (it is not run by node) and nothing of it subscribes to %s: %w",
 			a.spec.Name, in.slot, subject, api.ErrConflict)
 	}
+	if err := c.send(data); err != nil {
+		if errors.Is(err, api.ErrInvalid) {
+			return res, err
+		}
+		return res, fmt.Errorf("app %q, instance %d: %w: %w", a.spec.Name, in.slot, err, api.ErrFailed)
+	}
+	res.IPC = true
 	return res, nil
 }
 
@@ -211,6 +224,8 @@ func (s *Supervisor) Trigger(ctx context.Context, req api.TriggerRequest) ([]api
 				j.reply.Outcome, j.reply.Reply = api.TriggerOK, string(ans)
 			case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 				j.reply.Outcome = api.TriggerTimeout
+			case !errors.Is(err, api.ErrNoSubscriber):
+				j.reply.Outcome, j.reply.Reply = api.TriggerFailed, err.Error()
 			}
 		})
 	}
@@ -219,38 +234,42 @@ func (s *Supervisor) Trigger(ctx context.Context, req api.TriggerRequest) ([]api
 }
 
 // triggerIPC asks one Node.js instance for an action the pm2 way: the
-// bare action name, or {msg, opts} with parameters.
+// bare action name, or {msg, opts} with the parameters as given.
 func (s *Supervisor) triggerIPC(ctx context.Context, c *ipcChannel, wait chan []byte, req api.TriggerRequest, r *api.TriggerReply) {
+	answered := false
 	defer func() {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		ws := c.waiters[req.Action]
 		for i, w := range ws {
 			if w == wait {
 				c.waiters[req.Action] = append(ws[:i:i], ws[i+1:]...)
+				if !answered {
+					// Its answer may still come: it is not the next
+					// trigger's.
+					c.stale[req.Action] = append(c.stale[req.Action], s.deps.Clock.Now().Add(staleReply))
+				}
 				break
 			}
 		}
-		s.mu.Unlock()
 	}()
 	var msg []byte
 	if req.Params == "" {
 		msg, _ = json.Marshal(req.Action)
 	} else {
-		opts := json.RawMessage(req.Params)
-		if !json.Valid(opts) {
-			opts, _ = json.Marshal(req.Params)
-		}
 		msg, _ = json.Marshal(struct {
-			Msg  string          `json:"msg"`
-			Opts json.RawMessage `json:"opts"`
-		}{req.Action, compactJSON(opts)})
+			Msg  string `json:"msg"`
+			Opts string `json:"opts"`
+		}{req.Action, req.Params})
 	}
 	if err := c.send(msg); err != nil {
-		r.Outcome, r.Reply = api.TriggerTimeout, err.Error()
+		answered = true // nothing was asked
+		r.Outcome, r.Reply = api.TriggerFailed, err.Error()
 		return
 	}
 	select {
 	case ret, ok := <-wait:
+		answered = true
 		if !ok {
 			r.Outcome, r.Reply = api.TriggerNotRunning, "it exited before it answered"
 			return

@@ -207,12 +207,13 @@ func (s *Supervisor) launchLocked(in *instance) (launch, error) {
 		}
 		maps.Copy(l.env, env)
 	}
-	if spec.IsNode() {
+	if spec.RunsNode() {
 		// Node's own IPC channel, as pm2 gives it (ipc.go): process.send
 		// exists, process.send('ready') is wait_ready's signal, and
-		// messages go both ways. Only Node apps get it: any other program
-		// would find an fd it never asked for. It does not keep a script
-		// alive unless the script listens for messages.
+		// messages go both ways. Only node itself gets it: any other
+		// program would find an fd it never asked for, and a package
+		// manager (npm start) would keep it from the app. It does not
+		// keep a script alive unless the script listens for messages.
 		parent, child, err := socketPair()
 		if err != nil {
 			return l, fmt.Errorf("IPC channel: %w", err)

@@ -368,6 +368,9 @@ func (s *Supervisor) stopLocked(in *instance, why string) <-chan struct{} {
 	}
 	if in.pid == 0 && len(s.strayMembersLocked(takeSnapshot(), in)) == 0 {
 		in.pgid = 0
+		if in.status != api.StatusStopped {
+			s.eventLocked(in.app, in, api.EventStop, func(e *api.Event) { e.Reason = why })
+		}
 		in.status, in.reason = api.StatusStopped, why
 		done := make(chan struct{})
 		close(done)
@@ -388,19 +391,20 @@ func (s *Supervisor) beginStopLocked(in *instance, why string, then func()) {
 	in.killedAt = time.Time{}
 	in.status, in.reason = api.StatusStopping, why
 	sig, _ := api.ParseSignal(spec.KillSignal) // validated with the spec
+	// pm2's shutdown_with_message: the app gets 'shutdown' on its IPC
+	// channel (process.on('message')) instead of a signal; whatever it
+	// leaves behind gets the signal once it is gone (onExit), and
+	// everything SIGKILL after kill_timeout as usual. Without a channel
+	// that takes the message, the signal it is.
+	in.stopByMessage = false
 	if c := in.ipc; spec.ShutdownWithMessage && c != nil && in.pid != 0 {
-		// pm2's shutdown_with_message: the app gets 'shutdown' on its IPC
-		// channel (process.on('message')) instead of a signal; whatever
-		// it leaves behind gets the signal once it is gone (onExit), and
-		// everything SIGKILL after kill_timeout as usual.
-		in.stopByMessage = true
-		name, slot := spec.Name, in.slot
-		go func() {
-			if err := c.send([]byte(`"shutdown"`)); err != nil {
-				s.deps.Log.Warn("shutdown message not sent", "app", name, "instance", slot, "err", err)
-			}
-		}()
-	} else {
+		if err := c.send([]byte(`"shutdown"`)); err != nil {
+			s.deps.Log.Warn("shutdown message not sent; sending the stop signal", "app", spec.Name, "instance", in.slot, "err", err)
+		} else {
+			in.stopByMessage = true
+		}
+	}
+	if !in.stopByMessage {
 		s.signalAllLocked(in, sig)
 	}
 	gen := in.stopGen

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/tend-pm/tend/internal/api"
@@ -22,57 +23,93 @@ import (
 // (axm:action, axm:reply) answer `tend trigger`.
 
 // maxIPCLine bounds one message from an app; a longer one is skipped.
+// Messages to an app are held to the same size.
 const maxIPCLine = 1 << 20
 
-// ipcWriteTimeout bounds a write to an app that does not read its
-// channel: the message is then lost, and the caller told.
-const ipcWriteTimeout = 2 * time.Second
+// maxIPCQueue bounds what waits for an app that does not read its
+// channel: beyond it, messages are refused, never half written.
+const maxIPCQueue = 4 << 20
 
-// ipcChannel is the daemon's end of one process's IPC channel.
+// staleReply is how long a trigger that gave up on an app keeps claiming
+// the late axm:reply it may still get: pm2's protocol names no request,
+// so without this the next trigger of the same action would print the
+// earlier one's answer as its own.
+const staleReply = 30 * time.Second
+
+// ipcChannel is the daemon's end of one process's IPC channel. One writer
+// goroutine writes whole messages in order; a message is either queued
+// whole or refused, so an app that stops reading never gets half of one
+// (Node would fail to parse what follows and crash the app).
 type ipcChannel struct {
-	f *os.File
-	// wmu keeps whole messages apart.
-	wmu chanMutex
+	f      *os.File
+	out    chan []byte
+	queued atomic.Int64 // bytes waiting in out
+	done   chan struct{}
 
 	// Guarded by Supervisor.mu.
 	actions map[string]bool          // registered with axm:action
 	waiters map[string][]chan []byte // triggers waiting for axm:reply, by action
+	stale   map[string][]time.Time   // until when a late reply belongs to a trigger that gave up
 }
-
-// chanMutex is a mutex whose Lock can give up.
-type chanMutex chan struct{}
 
 func newIPCChannel(f *os.File) *ipcChannel {
-	return &ipcChannel{f: f, wmu: make(chanMutex, 1), actions: map[string]bool{}, waiters: map[string][]chan []byte{}}
+	c := &ipcChannel{
+		f: f, out: make(chan []byte, 256), done: make(chan struct{}),
+		actions: map[string]bool{}, waiters: map[string][]chan []byte{}, stale: map[string][]time.Time{},
+	}
+	go c.write()
+	return c
 }
 
-// send writes one JSON value and a newline.
-func (c *ipcChannel) send(msg []byte) error {
-	deadline := time.Now().Add(ipcWriteTimeout)
-	select {
-	case c.wmu <- struct{}{}:
-	case <-time.After(ipcWriteTimeout):
-		return errors.New("its IPC channel is busy: the app does not read it")
+// write sends the queued messages, in order, until the channel closes.
+func (c *ipcChannel) write() {
+	for {
+		select {
+		case <-c.done:
+			return
+		case line := <-c.out:
+			_, err := c.f.Write(line)
+			c.queued.Add(-int64(len(line)))
+			if err != nil {
+				return // the process is gone; readIPC sees it too and cleans up
+			}
+		}
 	}
-	defer func() { <-c.wmu }()
-	if err := c.f.SetWriteDeadline(deadline); err != nil {
-		return fmt.Errorf("IPC channel: %w", err)
+}
+
+// errIPCFull refuses a message to an app that does not read its channel.
+var errIPCFull = errors.New("its IPC channel is full: the app does not read it")
+
+// send queues one JSON value (and the newline that ends it).
+func (c *ipcChannel) send(msg []byte) error {
+	if len(msg) > maxIPCLine {
+		return fmt.Errorf("the message is %d bytes; an IPC message is at most %d: %w", len(msg), maxIPCLine, api.ErrInvalid)
 	}
 	line := make([]byte, 0, len(msg)+1)
 	line = append(append(line, msg...), '\n')
-	if _, err := c.f.Write(line); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return errors.New("its IPC channel is full: the app does not read it")
-		}
-		return fmt.Errorf("IPC channel: %w", err)
+	n := int64(len(line))
+	if c.queued.Add(n) > maxIPCQueue {
+		c.queued.Add(-n)
+		return errIPCFull
 	}
-	return nil
+	select {
+	case <-c.done:
+		c.queued.Add(-n)
+		return errors.New("its IPC channel is closed: the process is ending")
+	case c.out <- line:
+		return nil
+	default:
+		c.queued.Add(-n)
+		return errIPCFull
+	}
 }
 
 // readIPC reads what a Node.js instance sends on its IPC channel until
-// the channel closes (the process is gone).
+// the channel closes (the process is gone), then releases the channel and
+// tells the triggers still waiting on it.
 func (s *Supervisor) readIPC(in *instance, run uint64, c *ipcChannel) {
 	defer func() {
+		close(c.done)
 		c.f.Close()
 		s.mu.Lock()
 		if in.ipc == c {
@@ -117,10 +154,7 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
-		if err != nil {
-			return bytes.TrimRight(line, "\r\n"), err
-		}
-		return bytes.TrimRight(line, "\r\n"), nil
+		return bytes.TrimRight(line, "\r\n"), err
 	}
 }
 
@@ -131,68 +165,90 @@ type ipcPacket struct {
 	Data  json.RawMessage `json:"data"`
 }
 
-// ipcMessage handles one message from an instance.
-func (s *Supervisor) ipcMessage(in *instance, run uint64, c *ipcChannel, line []byte) {
-	var v any
+// parseIPC reads one message the way pm2 does: a {type, data} packet keeps
+// its type; any other value is a "process:msg" whose data is the value.
+// ok is false for a line that is not JSON.
+func parseIPC(line []byte) (v any, p ipcPacket, ok bool) {
 	if json.Unmarshal(line, &v) != nil {
-		return
+		return nil, p, false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if in.run != run {
-		return
+	p = ipcPacket{Type: "process:msg", Data: line}
+	if m, isObject := v.(map[string]any); isObject && m["type"] != nil && m["data"] != nil {
+		var typed ipcPacket
+		if json.Unmarshal(line, &typed) == nil && typed.Type != "" {
+			p = typed
+		}
 	}
-	if v == "ready" && in.app.spec.WaitReady {
-		s.markReadyLocked(in)
-		return
-	}
-	var p ipcPacket
-	if _, isObject := v.(map[string]any); !isObject || json.Unmarshal(line, &p) != nil || p.Type == "" {
-		s.publishIPCLocked(in, ipcPacket{Type: "process:msg", Data: line})
-		return
-	}
-	switch p.Type {
-	case "axm:action":
-		var d struct {
-			Name string `json:"action_name"`
-		}
-		if json.Unmarshal(p.Data, &d) == nil && d.Name != "" {
-			c.actions[d.Name] = true
-		}
-	case "axm:reply":
-		var d struct {
-			Name   string          `json:"action_name"`
-			Return json.RawMessage `json:"return"`
-		}
-		if json.Unmarshal(p.Data, &d) != nil {
-			return
-		}
-		if ws := c.waiters[d.Name]; len(ws) > 0 {
-			ret := d.Return
-			if ret == nil {
-				ret = json.RawMessage("null")
-			}
-			ws[0] <- ret
-			c.waiters[d.Name] = ws[1:]
-		}
-	default:
-		s.publishIPCLocked(in, p)
-	}
+	return v, p, true
 }
 
-// publishIPCLocked puts a message of an instance on the bus, if it runs.
-func (s *Supervisor) publishIPCLocked(in *instance, p ipcPacket) {
-	b := s.deps.Bus
-	if b == nil || !b.Running() {
+// ipcMessage handles one message from an instance. It is parsed before
+// the supervisor's lock is taken and published after it is let go: a
+// chatty app must not hold up the supervisor.
+func (s *Supervisor) ipcMessage(in *instance, run uint64, c *ipcChannel, line []byte) {
+	v, p, ok := parseIPC(line)
+	if !ok {
+		return
+	}
+	var action struct {
+		Name   string          `json:"action_name"`
+		Return json.RawMessage `json:"return"`
+	}
+	if p.Type == "axm:action" || p.Type == "axm:reply" {
+		if json.Unmarshal(p.Data, &action) != nil || action.Name == "" {
+			return
+		}
+	}
+
+	s.mu.Lock()
+	if in.run != run {
+		s.mu.Unlock()
+		return
+	}
+	switch {
+	case v == "ready" && in.app.spec.WaitReady:
+		s.markReadyLocked(in)
+		s.mu.Unlock()
+		return
+	case p.Type == "axm:action":
+		c.actions[action.Name] = true
+		s.mu.Unlock()
+		return
+	case p.Type == "axm:reply":
+		s.replyLocked(c, action.Name, action.Return)
+		s.mu.Unlock()
 		return
 	}
 	msg := api.IPCMessage{
-		App: in.app.spec.Name, Instance: in.slot, PID: in.pid,
+		App: in.app.spec.Name, Host: s.deps.Host, Instance: in.slot, PID: in.pid,
 		Type: p.Type, Topic: p.Topic, Data: p.Data, Time: s.deps.Clock.Now(),
 	}
-	data, err := json.Marshal(msg)
-	if err != nil {
-		return
+	s.mu.Unlock()
+	if b := s.deps.Bus; b != nil && b.Running() {
+		if data, err := json.Marshal(msg); err == nil {
+			b.Publish(api.MsgSubject(msg.App, msg.Instance), data)
+		}
 	}
-	b.Publish(api.MsgSubject(in.app.spec.Name, in.slot), data)
+}
+
+// replyLocked hands an axm:reply to the oldest trigger waiting for it,
+// unless a trigger that gave up on this action may still be owed it.
+func (s *Supervisor) replyLocked(c *ipcChannel, action string, ret json.RawMessage) {
+	now := s.deps.Clock.Now()
+	st := c.stale[action]
+	for len(st) > 0 && now.After(st[0]) {
+		st = st[1:]
+	}
+	if len(st) > 0 {
+		c.stale[action] = st[1:]
+		return // the late answer of a trigger that gave up
+	}
+	delete(c.stale, action)
+	if ws := c.waiters[action]; len(ws) > 0 {
+		if ret == nil {
+			ret = json.RawMessage("null")
+		}
+		ws[0] <- ret // buffered: never blocks
+		c.waiters[action] = ws[1:]
+	}
 }

@@ -67,6 +67,9 @@ type Deps struct {
 	// NodePreload is the path of tend's Node.js preload script, given to
 	// instances that get sockets; empty gives none.
 	NodePreload string
+	// Host is this machine's name, put in events: with hubs, several
+	// machines' events meet.
+	Host string
 	// Bus, if set, is the pub/sub bus: instances of apps with `bus: true`
 	// get its address, and it carries lifecycle events and what Node.js
 	// instances send on their IPC channel.
@@ -167,6 +170,14 @@ func (s *Supervisor) Add(ctx context.Context, specs []api.AppSpec, run []bool) (
 			return nil, fmt.Errorf("app %q is given twice: %w", specs[i].Name, api.ErrInvalid)
 		}
 		seen[specs[i].Name] = true
+		if specs[i].Bus && s.deps.Bus != nil {
+			// The first app with the bus starts it here, before anything
+			// is created and without the lock held: starting binds a port
+			// and writes bus.json.
+			if _, err := s.deps.Bus.Env(); err != nil {
+				return nil, fmt.Errorf("app %q: %w", specs[i].Name, err)
+			}
+		}
 	}
 	s.mu.Lock()
 	if s.closing {

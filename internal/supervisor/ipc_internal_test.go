@@ -1,0 +1,140 @@
+package supervisor
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tend-pm/tend/internal/clock/clocktest"
+)
+
+func TestReadLine(t *testing.T) {
+	long := strings.Repeat("x", maxIPCLine+10)
+	in := "\"a\"\r\n" + long + "\n{\"b\":1}\n\"tail\""
+	r := bufio.NewReaderSize(strings.NewReader(in), 4096)
+	var got []string
+	for {
+		line, err := readLine(r)
+		got = append(got, string(line))
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	want := []string{`"a"`, "", `{"b":1}`, `"tail"`}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("lines %q; want %q (the long one skipped whole)", got, want)
+	}
+}
+
+// TestParseIPC: messages are read as pm2 reads them.
+func TestParseIPC(t *testing.T) {
+	for _, tc := range []struct{ in, typ, data, topic string }{
+		{`"ready"`, "process:msg", `"ready"`, ""},
+		{`42`, "process:msg", `42`, ""},
+		{`{"type":"process:msg","topic":"t","data":{"x":1}}`, "process:msg", `{"x":1}`, `"t"`},
+		{`{"type":"custom:event","data":[1]}`, "custom:event", `[1]`, ""},
+		// Without both type and data, pm2 emits the whole value.
+		{`{"type":"only"}`, "process:msg", `{"type":"only"}`, ""},
+		{`{"data":1}`, "process:msg", `{"data":1}`, ""},
+	} {
+		_, p, ok := parseIPC([]byte(tc.in))
+		if !ok || p.Type != tc.typ || string(p.Data) != tc.data || string(p.Topic) != tc.topic {
+			t.Errorf("%s: %+v (ok %v); want type %s data %s topic %s", tc.in, p, ok, tc.typ, tc.data, tc.topic)
+		}
+	}
+	if _, _, ok := parseIPC([]byte(`{not json`)); ok {
+		t.Error("a line that is not JSON was taken")
+	}
+}
+
+// TestIPCSendWhole: an app that does not read its channel gets messages
+// refused once the queue is full, never half a message: when it reads
+// again, every line it gets is a whole JSON value, in order.
+func TestIPCSendWhole(t *testing.T) {
+	parent, child, err := socketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.Close()
+	c := newIPCChannel(parent)
+	defer func() { close(c.done); parent.Close() }()
+
+	msg, _ := json.Marshal(strings.Repeat("m", 100<<10))
+	sent := 0
+	for ; sent < 1000; sent++ {
+		if err := c.send(msg); err != nil {
+			if !errors.Is(err, errIPCFull) {
+				t.Fatalf("send %d: %v", sent, err)
+			}
+			break
+		}
+	}
+	if sent == 1000 || sent == 0 {
+		t.Fatalf("%d messages of 100 KiB went to an app that does not read; want the queue to fill", sent)
+	}
+	if err := c.send(make([]byte, maxIPCLine+1)); err == nil {
+		t.Error("a message above the limit was queued")
+	}
+	r := bufio.NewReader(child)
+	for i := range sent {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if !bytes.Equal(bytes.TrimSuffix(line, []byte("\n")), msg) {
+			t.Fatalf("line %d is not the message whole (%d bytes)", i, len(line))
+		}
+	}
+	if err := c.send([]byte(`"after"`)); err != nil {
+		t.Fatalf("after the app read: %v", err)
+	}
+	if line, err := r.ReadString('\n'); err != nil || line != "\"after\"\n" {
+		t.Errorf("then %q, %v", line, err)
+	}
+}
+
+// TestReplyAfterTimeout: the late answer of a trigger that gave up is not
+// handed to the next trigger of the same action; after staleReply it
+// would be.
+func TestReplyAfterTimeout(t *testing.T) {
+	clk := clocktest.New(time.Unix(1e9, 0))
+	s := New(Deps{Clock: clk})
+	c := &ipcChannel{waiters: map[string][]chan []byte{}, stale: map[string][]time.Time{}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	first := make(chan []byte, 1)
+	c.waiters["a"] = []chan []byte{first}
+	s.replyLocked(c, "a", json.RawMessage(`1`))
+	if got := string(<-first); got != "1" {
+		t.Fatalf("first answer %q", got)
+	}
+
+	// A trigger gave up; its answer comes after the next trigger asked.
+	c.stale["a"] = []time.Time{clk.Now().Add(staleReply)}
+	next := make(chan []byte, 1)
+	c.waiters["a"] = []chan []byte{next}
+	s.replyLocked(c, "a", json.RawMessage(`"late"`))
+	s.replyLocked(c, "a", json.RawMessage(`"mine"`))
+	if got := string(<-next); got != `"mine"` {
+		t.Errorf("the next trigger got %s; want its own answer", got)
+	}
+
+	// A trigger whose answer never came claims nothing after staleReply.
+	c.stale["a"] = []time.Time{clk.Now().Add(staleReply)}
+	clk.Advance(staleReply + time.Second)
+	last := make(chan []byte, 1)
+	c.waiters["a"] = []chan []byte{last}
+	s.replyLocked(c, "a", nil)
+	if got := string(<-last); got != "null" {
+		t.Errorf("after the stale window: %s; want null (an answer with no return)", got)
+	}
+}
