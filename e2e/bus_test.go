@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/procfs"
 	"github.com/tend-pm/tend/internal/testproc"
 )
 
@@ -196,6 +197,10 @@ func TestBusBroadcastAndTrigger(t *testing.T) {
 	if err := syscall.Kill(pids[1], syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "instance 1 to be stopped", func() bool {
+		st, err := procfs.ReadStat(pids[1])
+		return err == nil && st.State == 'T'
+	})
 	out, _, code = e.run("trigger", "b", "whoami", "--timeout", "3s")
 	_ = syscall.Kill(pids[1], syscall.SIGCONT)
 	if code != 1 || strings.Count(out, "no answer within 3s") != 1 || !strings.Contains(out, fmt.Sprintf("b[1] (pid %d): no answer", pids[1])) ||
