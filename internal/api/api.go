@@ -41,6 +41,12 @@ const (
 	PathKill      = "/v1/kill"
 	// PathNotify takes sd_notify messages (READY=1) from instances.
 	PathNotify = "/v1/notify"
+	// PathMonitor is what `tend monit` polls: the apps with their latest
+	// figures, the host, and the history of one app (see Monitor).
+	PathMonitor = "/v1/monitor"
+	// PathMetrics serves the figures in Prometheus' text format (outside
+	// /v1, where scrapers look for it).
+	PathMetrics = "/metrics"
 )
 
 // Actions accepted under PathAction.
@@ -79,6 +85,22 @@ type AppInfo struct {
 	// (cluster mode), if it has a port.
 	Listen  []string `json:"listen,omitempty"`
 	Balance string   `json:"balance,omitempty"`
+	// MaxMemory is max_memory_restart, the limit on each instance's tree.
+	MaxMemory ByteSize `json:"max_memory_restart,omitempty"`
+	// Listeners are the app's held sockets and their accept queues.
+	Listeners []ListenerInfo `json:"listeners,omitempty"`
+}
+
+// ListenerInfo is one listening socket the daemon holds for an app.
+type ListenerInfo struct {
+	Addr string `json:"addr"`
+	// Slot is the instance whose socket it is (reuseport), or -1 for a
+	// socket every instance shares (shared, proxy).
+	Slot int `json:"slot"`
+	// Queue counts the connections waiting to be accepted, and Backlog is
+	// the queue's limit; both are known for TCP sockets on Linux only.
+	Queue   int `json:"queue"`
+	Backlog int `json:"backlog,omitempty"`
 }
 
 // AppDetail is an app as `tend describe` shows it: its listing, its spec
@@ -133,6 +155,74 @@ type InstanceInfo struct {
 	Port int `json:"port,omitempty"`
 	// Conns counts the connections the proxy has open to the instance.
 	Conns int `json:"conns,omitempty"`
+
+	// Figures of the sampler (docs/monitoring.md), for the whole tree.
+	// CPUTime is the CPU the tree used since the process started, in
+	// seconds; FDs its open descriptors; Threads and Procs its threads and
+	// processes. Sampled is when they were read (zero: not yet).
+	CPUTime float64   `json:"cpu_seconds,omitempty"`
+	FDs     int       `json:"fds,omitempty"`
+	Threads int       `json:"threads,omitempty"`
+	Procs   int       `json:"procs,omitempty"`
+	Sampled time.Time `json:"sampled,omitzero"`
+	// Metrics are the numbers the instance reported itself (METRIC= on
+	// NOTIFY_SOCKET), sorted by name.
+	Metrics []AppMetric `json:"metrics,omitempty"`
+	// LastRestart is why the daemon itself last replaced the process of
+	// this slot (a memory limit, a watchdog, a readiness timeout).
+	LastRestart *RestartInfo `json:"last_restart,omitempty"`
+}
+
+// Metric types an instance may report.
+const (
+	MetricGauge   = "gauge"
+	MetricCounter = "counter"
+)
+
+// AppMetric is one number an instance reports about itself.
+type AppMetric struct {
+	Name  string  `json:"name"`
+	Type  string  `json:"type"` // MetricGauge or MetricCounter
+	Value float64 `json:"value"`
+}
+
+// RestartInfo records a restart the daemon decided on its own.
+type RestartInfo struct {
+	Reason string    `json:"reason"`
+	Time   time.Time `json:"time"`
+}
+
+// Monitor answers GET /v1/monitor: the apps with their latest figures,
+// the host's, and, if asked for with ?history=<app>&points=N, the last N
+// samples of each instance of that app.
+type Monitor struct {
+	Time time.Time `json:"time"`
+	// Interval is the sampler's cadence.
+	Interval Duration  `json:"interval"`
+	Host     HostInfo  `json:"host"`
+	Apps     []AppInfo `json:"apps"`
+	History  []History `json:"history,omitempty"`
+}
+
+// HostInfo is the machine's load.
+type HostInfo struct {
+	// CPU is the share of all CPUs in use, in percent of the machine.
+	CPU          float64 `json:"cpu"`
+	Cores        int     `json:"cores"`
+	MemTotal     uint64  `json:"mem_total"`
+	MemAvailable uint64  `json:"mem_available"`
+}
+
+// History is the recent samples of one slot, oldest first, as parallel
+// lists: Time in unix seconds, CPU in percent of one core, Memory in bytes,
+// Conns (-1: not known).
+type History struct {
+	App      string    `json:"app"`
+	Instance int       `json:"instance"`
+	Time     []int64   `json:"time"`
+	CPU      []float32 `json:"cpu"`
+	Memory   []uint64  `json:"memory"`
+	Conns    []int32   `json:"conns"`
 }
 
 // ExitInfo records how a process ended.

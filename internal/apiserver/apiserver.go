@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/promtext"
 	"github.com/tend-pm/tend/internal/socket"
 	"github.com/tend-pm/tend/internal/uhttp"
 )
@@ -51,6 +52,11 @@ type Backend interface {
 	BusSubscribe(ctx context.Context, subject string, ready func() error, emit func(api.BusMessage) error) error
 	Send(req api.SendRequest) (api.SendResult, error)
 	Trigger(ctx context.Context, req api.TriggerRequest) ([]api.TriggerResult, error)
+	// Monitor returns the figures `tend monit` shows, with the history of
+	// one app if history names one.
+	Monitor(history string, points int) (api.Monitor, error)
+	// Metrics returns the figures in Prometheus' text format.
+	Metrics() []byte
 }
 
 // LogQuery is the parsed query of GET /v1/logs.
@@ -117,6 +123,11 @@ func (s *server) route(w *uhttp.Response, r *uhttp.Request) {
 		s.send(w, r)
 	case p == api.PathTrigger && post:
 		s.trigger(w, r)
+	case p == api.PathMonitor && get:
+		s.monitor(w, r)
+	case p == api.PathMetrics && get:
+		w.Header().Set("Content-Type", promtext.ContentType)
+		_, _ = w.Write(s.b.Metrics())
 	case p == api.PathKill && post:
 		s.b.Kill(r.Query.Get("keep_state") == "true")
 		writeJSON(w, struct{}{})
@@ -186,6 +197,24 @@ func (s *server) notify(w *uhttp.Response, r *uhttp.Request) {
 		return
 	}
 	writeJSON(w, struct{}{})
+}
+
+func (s *server) monitor(w *uhttp.Response, r *uhttp.Request) {
+	points := 0
+	if v := r.Query.Get("points"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, fmt.Errorf("points must be a number ≥ 0, got %q: %w", v, api.ErrInvalid))
+			return
+		}
+		points = n
+	}
+	m, err := s.b.Monitor(r.Query.Get("history"), points)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, m)
 }
 
 func (s *server) reopen(w *uhttp.Response) {

@@ -171,6 +171,15 @@ func newDaemon(env *Env) *ucli.Command {
 	return &ucli.Command{
 		Name:  "daemon",
 		Usage: "Run the daemon in the foreground (other commands start it when needed)",
+		Description: `Run the daemon in the foreground (other commands start it when needed).
+Its settings may also come from the environment of the command that
+starts it: TEND_METRICS_ADDR, TEND_SAMPLE_INTERVAL.`,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "metrics-addr", Sources: ucli.EnvVars("TEND_METRICS_ADDR"),
+				Usage: "also serve /metrics on this TCP address (9464 means 127.0.0.1:9464), to scrapers sending the bearer token of $TEND_HOME/metrics.token"},
+			&ucli.StringFlag{Name: "sample-interval", Sources: ucli.EnvVars("TEND_SAMPLE_INTERVAL"),
+				Usage: "how often CPU and memory are sampled (e.g. 1s, 500ms)", Value: "1s"},
+		},
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			if err := needArgs(c, 0, 0); err != nil {
 				return err
@@ -179,7 +188,16 @@ func newDaemon(env *Env) *ucli.Command {
 			if err != nil {
 				return err
 			}
-			o := daemon.Options{Home: home}
+			every, err := time.ParseDuration(c.String("sample-interval"))
+			if err != nil || every < 50*time.Millisecond || every > time.Hour {
+				return usagef("--sample-interval %q: give a duration from 50ms to 1h, like 1s", c.String("sample-interval"))
+			}
+			if a := c.String("metrics-addr"); a != "" {
+				if _, err := daemon.ParseMetricsAddr(a); err != nil {
+					return err
+				}
+			}
+			o := daemon.Options{Home: home, MetricsAddr: c.String("metrics-addr"), SampleEvery: every}
 			if s := env.IO.getenv(readyFDEnv); s != "" {
 				fd, err := strconv.Atoi(s)
 				if err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/tend-pm/tend/internal/nodeshim"
 	"github.com/tend-pm/tend/internal/notify"
 	"github.com/tend-pm/tend/internal/proc"
+	"github.com/tend-pm/tend/internal/rawnet"
 	"github.com/tend-pm/tend/internal/socket"
 	"github.com/tend-pm/tend/internal/state"
 	"github.com/tend-pm/tend/internal/supervisor"
@@ -52,6 +53,11 @@ type Options struct {
 	// or the error that stopped it from starting; then it is closed. The
 	// CLI that auto-starts a daemon waits on it.
 	Ready *os.File
+	// MetricsAddr, if set, is a TCP address to serve /metrics on too,
+	// to scrapers that send the token of TokenFile (see ParseMetricsAddr).
+	MetricsAddr string
+	// SampleEvery is the sampler's cadence (0: every second).
+	SampleEvery time.Duration
 }
 
 // Run runs the daemon until it is told to stop (SIGTERM, SIGINT, or a kill
@@ -77,6 +83,12 @@ func Run(ctx context.Context, o Options) (err error) {
 	}()
 	closeInherited(o.Ready)
 	home := o.Home
+	var metricsAddr rawnet.Addr
+	if o.MetricsAddr != "" {
+		if metricsAddr, err = ParseMetricsAddr(o.MetricsAddr); err != nil {
+			return err
+		}
+	}
 	sockPath, err := socket.Path(home)
 	if err != nil {
 		return err
@@ -148,6 +160,9 @@ func Run(ctx context.Context, o Options) (err error) {
 		Exe:   selfExe(),
 		Bus:   bs,
 		Host:  host,
+		// The sampler's own figures; memory-limit events are only logged
+		// for now (the bus will publish them).
+		SampleEvery: o.SampleEvery,
 	}
 	// Readiness messages: a missing notify socket or preload costs apps
 	// their fast readiness (they fall back to listen_timeout), not their
@@ -183,6 +198,19 @@ func Run(ctx context.Context, o Options) (err error) {
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- apiserver.Serve(serveCtx, ln, apiserver.New(d, os.Getuid(), log), log) }()
+	go sup.RunSampler(ctx)
+	metricsDone := func() error { return nil }
+	if o.MetricsAddr != "" {
+		done, err := d.serveMetrics(serveCtx, metricsAddr, log)
+		if err != nil {
+			stopServing()
+			<-served
+			_ = ln.Close()
+			sup.Shutdown(true)
+			return err
+		}
+		metricsDone = done
+	}
 	say("ok")
 	log.Info("daemon ready", "socket", sockPath)
 
@@ -214,6 +242,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := <-served; err != nil {
 		log.Error("serve", "err", err)
 	}
+	if err := metricsDone(); err != nil {
+		log.Error("serve metrics", "err", err)
+	}
 	sweep(log)
 	log.Info("daemon stopped")
 	return nil
@@ -241,6 +272,10 @@ func (d *daemon) Ping() api.Ping {
 func (d *daemon) List() []api.AppInfo { return d.sup.List() }
 
 func (d *daemon) Notify(pid int, msg string) error { return d.sup.Notify(pid, msg) }
+
+func (d *daemon) Monitor(history string, points int) (api.Monitor, error) {
+	return d.sup.Monitor(history, points)
+}
 
 // selfExe is this binary, for the exec wrapper. On Linux /proc/self/exe
 // still executes it after the file on disk was replaced by an upgrade.

@@ -25,6 +25,8 @@ type Stat struct {
 	StartTicks uint64
 	// RSS is the resident set size in bytes.
 	RSS uint64
+	// Threads is the number of threads.
+	Threads int
 }
 
 // Zombie reports whether the process has exited and waits to be reaped.

@@ -12,6 +12,9 @@ import (
 // it reports in /proc/<pid>/stat, whatever its internal HZ.
 const ticksPerSecond = 100
 
+// pageSize converts the page counts of /proc into bytes.
+var pageSize = uint64(os.Getpagesize())
+
 // ReadStat reads /proc/<pid>/stat.
 func ReadStat(pid int) (Stat, error) {
 	var buf [512]byte
@@ -24,42 +27,67 @@ func ReadStat(pid int) (Stat, error) {
 	if err != nil {
 		return Stat{}, fmt.Errorf("read /proc/%d/stat: %w", pid, err)
 	}
-	return parseStat(pid, buf[:n])
+	return ParseStat(pid, buf[:n])
 }
 
-// parseStat parses the content of /proc/<pid>/stat. The command name sits
+// ParseStat parses the content of /proc/<pid>/stat. The command name sits
 // between parentheses and may itself hold spaces and parentheses, so the
-// fields are counted from the last ')'.
-func parseStat(pid int, b []byte) (Stat, error) {
+// fields are counted from the last ')'. It allocates nothing: the sampler
+// calls it for every process of every instance, every second.
+func ParseStat(pid int, b []byte) (Stat, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 || i+2 >= len(b) {
 		return Stat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
-	fields := bytes.Fields(b[i+2:])
-	// fields[0] is field 3 of proc(5): state.
-	const need = 24 - 3 + 1
-	if len(fields) < need {
-		return Stat{}, fmt.Errorf("/proc/%d/stat: %d fields, want at least %d", pid, len(fields), need)
+	// Field numbers as in proc(5): 3 is the state, right after ") ".
+	var f [25]uint64
+	var state byte
+	field, rest := 3, b[i+2:]
+	for field < len(f) && len(rest) > 0 {
+		j := bytes.IndexByte(rest, ' ')
+		if j < 0 {
+			j = len(rest)
+		}
+		tok := bytes.TrimRight(rest[:j], "\n")
+		if field == 3 {
+			if len(tok) > 0 {
+				state = tok[0]
+			}
+		} else {
+			f[field] = atou(tok)
+		}
+		field++
+		if j == len(rest) {
+			break
+		}
+		rest = rest[j+1:]
 	}
-	num := func(field int) uint64 {
-		v, _ := strconv.ParseUint(string(fields[field-3]), 10, 64)
-		return v
+	if field < 25 {
+		return Stat{}, fmt.Errorf("/proc/%d/stat: %d fields, want at least 24", pid, field-1)
 	}
-	inum := func(field int) int {
-		v, _ := strconv.Atoi(string(fields[field-3]))
-		return v
-	}
-	ticks := num(14) + num(15)
 	return Stat{
 		PID:        pid,
-		State:      fields[0][0],
-		PPID:       inum(4),
-		PGRP:       inum(5),
-		Session:    inum(6),
-		CPU:        time.Duration(ticks) * (time.Second / ticksPerSecond),
-		StartTicks: num(22),
-		RSS:        num(24) * uint64(os.Getpagesize()),
+		State:      state,
+		PPID:       int(f[4]),
+		PGRP:       int(f[5]),
+		Session:    int(f[6]),
+		CPU:        time.Duration(f[14]+f[15]) * (time.Second / ticksPerSecond),
+		Threads:    int(f[20]),
+		StartTicks: f[22],
+		RSS:        f[24] * pageSize,
 	}, nil
+}
+
+// atou reads a decimal number; a negative one (-1 for "none") reads as 0.
+func atou(b []byte) uint64 {
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
 }
 
 // Scan reads the stat of every process on the system. Processes that exit

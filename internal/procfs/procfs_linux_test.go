@@ -7,7 +7,7 @@ import (
 
 func TestParseStat(t *testing.T) {
 	line := "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 987654 1000000 300 18446744073709551615\n"
-	st, err := parseStat(4242, []byte(line))
+	st, err := ParseStat(4242, []byte(line))
 	if err != nil {
 		t.Fatal(err)
 	}

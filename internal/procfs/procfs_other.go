@@ -14,3 +14,42 @@ func Alive(pid int, startTicks uint64) bool { return false }
 
 // Environ is not available without /proc.
 func Environ(pid int) ([]byte, error) { return nil, ErrUnsupported }
+
+// StatFile is not available without /proc.
+type StatFile struct{}
+
+// OpenStat is not available without /proc.
+func OpenStat(pid int) (*StatFile, error) { return nil, ErrUnsupported }
+
+// Read is not available without /proc.
+func (s *StatFile) Read(buf []byte) (Stat, error) { return Stat{}, ErrUnsupported }
+
+// Close does nothing.
+func (s *StatFile) Close() error { return nil }
+
+// File is not available without /proc.
+type File struct{}
+
+// OpenFile is not available without /proc.
+func OpenFile(path string, size int) (*File, error) { return nil, ErrUnsupported }
+
+// Read is not available without /proc.
+func (f *File) Read() ([]byte, error) { return nil, ErrUnsupported }
+
+// Close does nothing.
+func (f *File) Close() error { return nil }
+
+// LastPID is not available without /proc.
+func LastPID(loadavg []byte) int { return 0 }
+
+// CPUTimes is not available without /proc.
+func CPUTimes(stat []byte) (total, idle uint64) { return 0, 0 }
+
+// MemInfo is not available without /proc.
+func MemInfo(meminfo []byte) (total, available uint64) { return 0, 0 }
+
+// CountFDs is not available without /proc.
+func CountFDs(pid int) (int, error) { return 0, ErrUnsupported }
+
+// PIDs is not available without /proc.
+func PIDs() ([]int, error) { return nil, ErrUnsupported }

@@ -333,3 +333,7 @@ func header(c *os.File) []byte {
 	}
 	return fmt.Appendf(nil, "PROXY %s %s %s %d %d\r\n", fam, ra, la, remote.Port(), local.Port())
 }
+
+// Queue returns the connections waiting in the public socket's accept
+// queue and the queue's limit (see rawnet.Queue).
+func (p *Proxy) Queue() (n, limit int, ok bool) { return rawnet.Queue(p.ln) }

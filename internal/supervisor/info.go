@@ -8,17 +8,6 @@ import (
 	"github.com/tend-pm/tend/internal/procfs"
 )
 
-// scanMaxAge bounds how stale the process table used to find each
-// instance's tree may be. The figures themselves are read fresh on every
-// call; only membership (which pids belong to which instance) is cached,
-// so `tend ls` costs a few stat reads instead of a walk of all of /proc.
-const scanMaxAge = 2 * time.Second
-
-type scanCache struct {
-	at    time.Time
-	procs []procfs.Stat
-}
-
 // List returns every app with its instances and their figures.
 func (s *Supervisor) List() []api.AppInfo {
 	s.mu.Lock()
@@ -52,20 +41,22 @@ func (s *Supervisor) infos(apps []*app) []api.AppInfo {
 		info := api.AppInfo{
 			ID: a.id, Name: a.spec.Name, Namespace: a.spec.Namespace,
 			Created: a.created, Instances: make([]api.InstanceInfo, 0, len(a.insts)),
-			Listen: a.spec.Listen, Balance: a.spec.Balance,
+			Listen: a.spec.Listen, Balance: a.spec.Balance, MaxMemory: a.spec.MaxMemoryRestart,
+			Listeners: a.listenersLocked(),
 		}
 		for _, in := range a.insts {
 			ii := api.InstanceInfo{
 				Slot: in.slot, PID: in.pid, Status: in.status, Restarts: in.restarts,
 				Unstable: in.unstable, LastExit: in.lastExit, NextRestart: in.nextRestart, Reason: in.reason,
 				Ready: in.ready, AppStatus: in.appStatus, Port: in.port,
+				Metrics: in.appMetricsLocked(), LastRestart: in.lastRestart,
 			}
 			for _, p := range in.proxies() {
 				ii.Conns += p.Conns(in.run)
 			}
 			if in.pid > 0 {
 				ii.Started = in.started
-				ii.CPU, ii.Memory = s.figuresLocked(in, now)
+				in.figuresLocked(&ii, now)
 			}
 			info.Instances = append(info.Instances, ii)
 		}
@@ -91,52 +82,22 @@ func appStatus(insts []api.InstanceInfo) string {
 	return insts[0].Status
 }
 
-// figuresLocked returns the CPU percentage (since the last sample) and the
-// resident memory of the whole process tree of in: its process group plus
-// any descendant that left the group.
-func (s *Supervisor) figuresLocked(in *instance, now time.Time) (cpu float64, rss uint64) {
-	if now.Sub(s.scan.at) > scanMaxAge || s.scan.procs == nil {
-		procs, err := procfs.Scan()
-		if err != nil {
-			return 0, 0
-		}
-		s.scan = scanCache{at: now, procs: procs}
+// figuresLocked fills in the sampler's figures of in's tree. Before the
+// first pass after a start, it reads the main process alone: `tend ls`
+// right after `tend start` shows its memory, not zero.
+func (in *instance) figuresLocked(ii *api.InstanceInfo, now time.Time) {
+	if in.sampled {
+		u := in.usage
+		ii.CPU, ii.Memory, ii.CPUTime = in.cpuPct, u.RSS, u.CPU.Seconds()
+		ii.FDs, ii.Threads, ii.Procs, ii.Sampled = u.FDs, u.Threads, u.Procs, in.usageAt
+		return
 	}
-	members := map[int]bool{in.pid: true}
-	for _, p := range s.scan.procs {
-		if p.PGRP == in.pgid {
-			members[p.PID] = true
-		}
+	st, err := procfs.ReadStat(in.pid)
+	if err != nil || (in.startTicks != 0 && st.StartTicks != in.startTicks) {
+		return
 	}
-	for _, pid := range procfs.Tree(s.scan.procs, in.pid) {
-		members[pid] = true
+	ii.Memory, ii.CPUTime, ii.Threads, ii.Procs = st.RSS, st.CPU.Seconds(), st.Threads, 1
+	if up := now.Sub(in.startedWall); up > 0 {
+		ii.CPU = float64(st.CPU) / float64(up) * 100
 	}
-	var total time.Duration
-	for pid := range members {
-		st, err := procfs.ReadStat(pid)
-		if err != nil || st.Zombie() {
-			continue
-		}
-		if pid == in.pid && in.startTicks != 0 && st.StartTicks != in.startTicks {
-			continue
-		}
-		total += st.CPU
-		rss += st.RSS
-	}
-	// CPU time moves in 10 ms ticks, so a percentage over a short interval
-	// is noise: keep the last figure until a second has passed, and until
-	// then report the average since the process started.
-	dt := now.Sub(in.cpuAt)
-	switch {
-	case dt >= time.Second:
-		in.cpuLast = 0
-		if total >= in.cpuPrev {
-			in.cpuLast = float64(total-in.cpuPrev) / float64(dt) * 100
-		}
-		in.cpuPrev, in.cpuAt, in.cpuValid = total, now, true
-	case !in.cpuValid && dt > 0:
-		in.cpuLast = float64(total-in.cpuPrev) / float64(dt) * 100
-	}
-	cpu = in.cpuLast
-	return cpu, rss
 }

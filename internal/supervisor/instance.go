@@ -12,6 +12,7 @@ import (
 	"github.com/tend-pm/tend/internal/clock"
 	"github.com/tend-pm/tend/internal/proc"
 	"github.com/tend-pm/tend/internal/procfs"
+	"github.com/tend-pm/tend/internal/sample"
 )
 
 // killGrace bounds the wait after SIGKILL: a process stuck in the kernel
@@ -79,12 +80,20 @@ type instance struct {
 	// restart that waits for the leftovers of a crashed process to go.
 	afterStop func()
 
-	// cpuPrev and cpuAt are the tree's CPU time at the last sample, for
-	// the CPU percentage of `tend ls`.
-	cpuPrev  time.Duration
-	cpuAt    time.Time // wall time, even under a fake clock: CPU is real
-	cpuLast  float64
-	cpuValid bool // cpuLast covers a full interval, not just the start
+	// What the sampler measured last (monitor.go). Times are wall times,
+	// even under a fake clock: CPU time is real.
+	usage       sample.Usage
+	usageAt     time.Time
+	sampled     bool
+	cpuPct      float64
+	startedWall time.Time
+	// memAction is set once the process went over max_memory_restart and
+	// its replacement is under way.
+	memAction bool
+	// metrics are the numbers the process reported (METRIC=).
+	metrics map[string]*appMetric
+	// lastRestart is why the daemon itself last replaced the process.
+	lastRestart *api.RestartInfo
 }
 
 // startLocked starts every instance of a that is not running. It returns
@@ -184,7 +193,8 @@ func (s *Supervisor) spawnLocked(in *instance) error {
 	if st, err := procfs.ReadStat(pid); err == nil {
 		in.startTicks = st.StartTicks
 	}
-	in.cpuPrev, in.cpuAt, in.cpuLast, in.cpuValid = 0, time.Now(), 0, false
+	in.usage, in.usageAt, in.sampled, in.cpuPct, in.startedWall = sample.Usage{}, time.Time{}, false, 0, time.Now()
+	in.memAction, in.metrics = false, nil
 	in.status = api.StatusOnline
 	s.runs = run
 	in.run, in.port, in.ready, in.appStatus = run, l.port, false, ""

@@ -68,6 +68,7 @@ func (s *Supervisor) readyTimeout(in *instance, run uint64) {
 func (s *Supervisor) failLocked(in *instance, why string) {
 	a := in.app
 	uptime := s.deps.Clock.Now().Sub(in.started)
+	in.lastRestart = &api.RestartInfo{Reason: why, Time: s.deps.Clock.Now()}
 	s.beginStopLocked(in, why, func() {
 		d := decide(&a.spec, exitBySignal(syscall.SIGABRT), why, uptime, in.unstable, in.backoff)
 		s.applyLocked(in, d)
@@ -187,9 +188,14 @@ func (s *Supervisor) Notify(pid int, msg string) error {
 	if in == nil {
 		return fmt.Errorf("process %d is not part of any instance: %w", pid, api.ErrNotFound)
 	}
+	var errs []error
 	for _, line := range strings.Split(msg, "\n") {
 		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
 		switch k {
+		case "METRIC":
+			if err := in.metricLocked(v); err != nil {
+				errs = append(errs, err)
+			}
 		case "READY":
 			if v == "1" {
 				s.markReadyLocked(in)
@@ -211,7 +217,7 @@ func (s *Supervisor) Notify(pid int, msg string) error {
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // instanceOfLocked finds the instance pid belongs to, walking up its

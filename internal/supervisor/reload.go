@@ -137,7 +137,7 @@ func (s *Supervisor) replaceSlots(a *app, slots []int) error {
 		old := a.insts[slot]
 		st := &step{slot: slot, old: old, done: make(chan error, 1)}
 		cand := &instance{app: a, slot: slot, status: api.StatusStopped, candidate: true,
-			restarts: old.restarts + 1, lastExit: old.lastExit}
+			restarts: old.restarts + 1, lastExit: old.lastExit, lastRestart: old.lastRestart}
 		cand.onReady = func(err error) { st.done <- err }
 		st.cand = cand
 		a.extra = append(a.extra, cand)

@@ -27,6 +27,7 @@ import (
 	"github.com/tend-pm/tend/internal/api"
 	"github.com/tend-pm/tend/internal/clock"
 	"github.com/tend-pm/tend/internal/proc"
+	"github.com/tend-pm/tend/internal/sample"
 	"github.com/tend-pm/tend/internal/state"
 )
 
@@ -74,6 +75,14 @@ type Deps struct {
 	// get its address, and it carries lifecycle events and what Node.js
 	// instances send on their IPC channel.
 	Bus Bus
+	// SampleEvery is the sampler's cadence (0: DefaultSampleEvery;
+	// negative: no sampling). History is how many samples each slot keeps
+	// (0: DefaultHistory).
+	SampleEvery time.Duration
+	History     int
+	// OnLimit, if set, hears about every instance that goes over its
+	// max_memory_restart, as the daemon acts on it: an event to publish.
+	OnLimit func(LimitEvent)
 }
 
 // Supervisor owns every app.
@@ -89,9 +98,8 @@ type Supervisor struct {
 	// shutdown is closed when Shutdown begins, ending a reload's wait for
 	// new processes to be ready.
 	shutdown chan struct{}
-	// scan caches the last full process table, used to find the members
-	// of each instance's process tree for the figures of `tend ls`.
-	scan scanCache
+	// mon is the sampler (monitor.go).
+	mon monitor
 }
 
 type app struct {
@@ -113,6 +121,8 @@ type app struct {
 	socks *sockets
 	// reloading is set while a reload runs; a second one is refused.
 	reloading bool
+	// history holds the recent samples of each slot (monitor.go).
+	history []*sample.Ring
 }
 
 // New returns a Supervisor with no apps.
