@@ -230,3 +230,30 @@ func (c *Client) Logs(ctx context.Context, q LogQuery, fn func(api.LogLine) erro
 	}
 	return nil
 }
+
+// Monitor returns the apps with their latest figures and the host's; with
+// history set, also the last points samples of each instance of that app.
+func (c *Client) Monitor(ctx context.Context, history string, points int) (api.Monitor, error) {
+	v := url.Values{}
+	if history != "" {
+		v.Set("history", history)
+		v.Set("points", strconv.Itoa(points))
+	}
+	path := api.PathMonitor
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var m api.Monitor
+	err := c.do(ctx, "GET", path, nil, &m)
+	return m, err
+}
+
+// Metrics returns the daemon's figures in Prometheus' text format.
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	resp, err := c.send(ctx, "GET", api.PathMetrics, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}

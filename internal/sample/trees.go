@@ -8,6 +8,10 @@
 // apps used no measurable CPU before the sampler existed):
 //   - each known process's /proc/<pid>/stat stays open and is re-read with
 //     one pread into a reused buffer, and parsed without allocating;
+//   - a process whose figures did not change is read less and less often,
+//     up to every maxSkip+1 passes, unless its tree is Eager (an app with a
+//     memory limit) or every tree is (someone is watching: monit, a
+//     scrape): an idle daemon of idle apps then reads a few files a second;
 //   - the process table is not walked every pass. /proc/loadavg names the
 //     last pid the kernel handed out; while it does not change, no process
 //     was created anywhere, so no tree can have grown. When it changes,
@@ -32,7 +36,13 @@ type Root struct {
 	// Start is the root's start time in clock ticks (0: unchecked), so a
 	// reused pid is never taken for the root.
 	Start uint64
+	// Eager reads every process of the tree on every pass (an app whose
+	// memory limit is checked at the sampler's cadence).
+	Eager bool
 }
+
+// maxSkip is how many passes a quiet process may be left unread.
+const maxSkip = 7
 
 // Usage is what one tree uses.
 type Usage struct {
@@ -65,6 +75,8 @@ type Trees struct {
 	buf   []byte
 	// Listings counts the listings of /proc, for tests and /metrics.
 	Listings int
+	passes   int
+	listedAt int // the pass of the last listing
 }
 
 type proc struct {
@@ -81,9 +93,12 @@ type tree struct {
 }
 
 type member struct {
-	f       *procfs.StatFile
-	start   uint64
-	lastCPU time.Duration
+	f     *procfs.StatFile
+	start uint64
+	last  procfs.Stat
+	read  bool // last holds a read
+	quiet int  // reads in a row that found nothing changed
+	skip  int  // passes to leave it unread
 }
 
 // NewTrees returns a Trees for the daemon self; owner may be nil.
@@ -113,10 +128,23 @@ func (tr *tree) close() {
 	}
 }
 
+// Options of one pass.
+type Options struct {
+	// FDs also counts open descriptors (a directory listing per process:
+	// the costliest figure).
+	FDs bool
+	// Eager reads every process of every tree.
+	Eager bool
+	// ListEvery lists /proc at most once in that many passes when
+	// processes were created (0 or 1: on every such pass), unless a tree
+	// was added or is Eager. On a busy machine (a build starting
+	// compilers all the time) that bounds the cost of finding children.
+	ListEvery int
+}
+
 // Measure returns the usage of the tree of each root, keyed by Root.Key.
-// Trees of roots no longer given are forgotten. withFDs also counts open
-// descriptors (a directory listing per process: the costliest figure).
-func (t *Trees) Measure(roots []Root, withFDs bool) map[uint64]Usage {
+// Trees of roots no longer given are forgotten.
+func (t *Trees) Measure(roots []Root, o Options) map[uint64]Usage {
 	want := make(map[uint64]bool, len(roots))
 	added := false
 	for _, r := range roots {
@@ -138,11 +166,19 @@ func (t *Trees) Measure(roots []Root, withFDs bool) map[uint64]Usage {
 		}
 	}
 	if len(t.trees) > 0 {
-		t.refresh(added)
+		t.passes++
+		force := added
+		due := o.ListEvery <= 1 || o.Eager || t.passes-t.listedAt >= o.ListEvery
+		for _, tr := range t.trees {
+			due = due || tr.root.Eager
+		}
+		if force || due {
+			t.refresh(force)
+		}
 	}
 	out := make(map[uint64]Usage, len(t.trees))
 	for k, tr := range t.trees {
-		out[k] = tr.measure(t.buf, withFDs)
+		out[k] = tr.measure(t.buf, o)
 	}
 	return out
 }
@@ -177,6 +213,7 @@ func (t *Trees) refresh(force bool) {
 	}
 	t.lastPID = last
 	t.Listings++
+	t.listedAt = t.passes
 	now := make(map[int]bool, len(pids))
 	var fresh []int
 	for _, pid := range pids {
@@ -260,25 +297,38 @@ func (t *Trees) classify(pids []int) {
 	}
 }
 
-// measure reads every member once and sums them up.
-func (tr *tree) measure(buf []byte, withFDs bool) Usage {
+// measure reads the members due for a read and sums them all up.
+func (tr *tree) measure(buf []byte, o Options) Usage {
 	var u Usage
-	withFDs = withFDs || !tr.counted
+	withFDs := o.FDs || !tr.counted
 	tr.counted = true
+	eager := o.Eager || tr.root.Eager
 	for pid, m := range tr.members {
-		st, err := m.f.Read(buf)
-		if err != nil || (m.start != 0 && st.StartTicks != m.start) {
-			m.f.Close()
-			delete(tr.members, pid)
-			continue
+		st := m.last
+		if m.skip > 0 && !eager && !withFDs {
+			m.skip--
+		} else {
+			var err error
+			st, err = m.f.Read(buf)
+			if err != nil || (m.start != 0 && st.StartTicks != m.start) {
+				m.f.Close()
+				delete(tr.members, pid)
+				continue
+			}
+			if m.read && st.CPU == m.last.CPU && st.RSS == m.last.RSS && st.Threads == m.last.Threads {
+				m.quiet++
+			} else {
+				m.quiet = 0
+			}
+			m.skip = min(1<<min(m.quiet, 8)-1, maxSkip)
+			if st.CPU > m.last.CPU {
+				tr.cpu += st.CPU - m.last.CPU
+			}
+			m.last, m.read = st, true
 		}
 		if st.Zombie() {
 			continue
 		}
-		if st.CPU > m.lastCPU {
-			tr.cpu += st.CPU - m.lastCPU
-		}
-		m.lastCPU = st.CPU
 		u.RSS += st.RSS
 		u.Threads += st.Threads
 		u.Procs++

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tend-pm/tend/internal/api"
@@ -26,10 +27,13 @@ const (
 	// DefaultHistory is how many samples each slot keeps: 10 minutes at
 	// the default cadence.
 	DefaultHistory = 600
-	// fdEvery: open descriptors are counted on one pass in fdEvery. It is
-	// the costliest figure (a directory listing per process) and the one
-	// that changes slowest.
+	// fdEvery: open descriptors are counted on one pass in fdEvery, while
+	// someone watches. It is the costliest figure (a directory listing per
+	// process) and the one that changes slowest.
 	fdEvery = 5
+	// listEvery: unwatched, /proc is listed (to find new children) at most
+	// once in listEvery passes.
+	listEvery = 5
 )
 
 // LimitEvent tells that an instance went over its app's
@@ -56,7 +60,15 @@ type monitor struct {
 	// hostLast is the host's usage at the last pass; guarded by
 	// Supervisor.mu like the instances' figures.
 	hostLast sample.HostUsage
+	// watched is when someone last looked (unix nanoseconds).
+	watched atomic.Int64
 }
+
+// watchedFor is how long a look (Monitor: monit, /metrics) keeps the
+// sampler at full detail.
+const watchedFor = 15 * time.Second
+
+func (m *monitor) watchedAt() time.Time { return time.Unix(0, m.watched.Load()) }
 
 // sampleEvery is the cadence, 0 when sampling is off.
 func (s *Supervisor) sampleEvery() time.Duration {
@@ -112,15 +124,20 @@ func (s *Supervisor) Sample() {
 	for _, a := range s.apps {
 		for _, in := range a.allInstances() {
 			if in.pid != 0 {
-				roots = append(roots, sample.Root{Key: in.run, PID: in.pid, PGID: in.pgid, Start: in.startTicks})
+				roots = append(roots, sample.Root{Key: in.run, PID: in.pid, PGID: in.pgid, Start: in.startTicks, Eager: a.spec.MaxMemoryRestart > 0})
 				targets = append(targets, target{in, in.run})
 			}
 		}
 	}
 	s.mu.Unlock()
 
-	withFDs := m.passes%fdEvery == 0
-	usage := m.trees.Measure(roots, withFDs)
+	// Watched (monit open, a scrape within watchedFor): every process is
+	// read on every pass and descriptors are counted. Unwatched, quiet
+	// processes are read less often (see package sample), so an idle
+	// daemon stays idle.
+	watched := time.Since(m.watchedAt()) < watchedFor
+	withFDs := watched && m.passes%fdEvery == 0
+	usage := m.trees.Measure(roots, sample.Options{FDs: withFDs, Eager: watched, ListEvery: listEvery})
 	host := m.host.Read()
 	now := time.Now()
 
@@ -282,6 +299,7 @@ func (s *Supervisor) ownerOf(pid int) (uint64, bool) {
 // Monitor returns the apps with their latest figures and the host's; with
 // a history app, also the last points samples of each of its slots.
 func (s *Supervisor) Monitor(historyApp string, points int) (api.Monitor, error) {
+	s.mon.watched.Store(time.Now().UnixNano())
 	out := api.Monitor{Time: time.Now(), Interval: api.Duration(s.sampleEvery()), Apps: s.List()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
