@@ -244,7 +244,7 @@ It speaks pm2's commands, flags and ecosystem files.`,
 	}
 	add(catApps, newStart(env), newAction(env, actionStop), newAction(env, actionRestart), newAction(env, actionReload),
 		newAction(env, actionDelete), newAction(env, actionReset), newSignal(env), newScale(env),
-		newList(env), newJList(env), newDescribe(env), newEnvCmd(env), newVerify(env))
+		newList(env), newJList(env), newDescribe(env), newEnvCmd(env), newVerify(env), newMonit(env))
 	add(catLogs, newLogs(env), newFlush(env), newReloadLogs(env))
 	add(catBus, newBus(env), newSend(env), newTrigger(env))
 	add(catDaemon, newSave(env), newResurrect(env), newKill(env), newPing(env), newUpdate(env), newDaemon(env))

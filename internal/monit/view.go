@@ -1,0 +1,473 @@
+package monit
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/tend-pm/tend/internal/api"
+)
+
+// styles are the few looks the screen uses. Without colour, only bold
+// and reverse video remain (NO_COLOR asks for no colour, not no emphasis).
+type styles struct {
+	bold, sel, dim, err, ok, warn, title lipgloss.Style
+	color                                bool
+}
+
+func newStyles(color bool) styles {
+	s := styles{
+		bold: lipgloss.NewStyle().Bold(true), sel: lipgloss.NewStyle().Reverse(true),
+		dim: lipgloss.NewStyle(), err: lipgloss.NewStyle().Bold(true), ok: lipgloss.NewStyle(),
+		warn: lipgloss.NewStyle(), title: lipgloss.NewStyle().Bold(true), color: color,
+	}
+	if color {
+		s.dim = s.dim.Foreground(lipgloss.Color("8"))
+		s.err = s.err.Foreground(lipgloss.Color("1"))
+		s.ok = s.ok.Foreground(lipgloss.Color("2"))
+		s.warn = s.warn.Foreground(lipgloss.Color("3"))
+		s.title = s.title.Foreground(lipgloss.Color("6"))
+	}
+	return s
+}
+
+func (s styles) status(st string) lipgloss.Style {
+	switch st {
+	case api.StatusOnline:
+		return s.ok
+	case api.StatusErrored:
+		return s.err
+	case api.StatusStopped:
+		return s.dim
+	}
+	return s.warn
+}
+
+// View draws the whole screen: exactly height lines, none wider than
+// width.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.render())
+	v.AltScreen = true
+	v.WindowTitle = "tend monit"
+	return v
+}
+
+// render is View's text, for tests.
+func (m *Model) render() string {
+	w, h := m.width, m.height
+	var lines []string
+	add := func(ls ...string) {
+		for _, l := range ls {
+			lines = append(lines, fit(l, w))
+		}
+	}
+	add(m.header())
+	footer := m.footer()
+	body := h - 2
+	switch {
+	case m.help:
+		add(m.helpLines()...)
+	case !m.polled:
+		add("connecting to the daemon…")
+	case !m.connected && len(m.rows) == 0:
+		add(m.st.err.Render("daemon not reachable: "+errText(m.err)), "retrying every "+m.opts.Every.String()+"; q quits")
+	case len(m.rows) == 0 && m.filter != "":
+		add("no app matches " + fmt.Sprintf("%q", m.filter) + " (esc clears the filter)")
+	case len(m.rows) == 0:
+		add("no apps; `tend start <script>` starts one")
+	default:
+		// The list gets what it needs up to half the body; the detail
+		// pane a fixed share; the logs the rest. A short terminal keeps
+		// the list and as much detail as fits.
+		detailH := 6
+		if body < 14 {
+			detailH = max(0, min(4, body-len(m.rows)-2))
+		}
+		listH := min(len(m.rows)+1, max(body-detailH-3, body/2))
+		if body-listH-detailH < 3 {
+			listH = min(len(m.rows)+1, max(body-detailH, 2))
+		}
+		add(m.list(listH)...)
+		if detailH > 0 {
+			add(m.detail(detailH)...)
+		}
+		if rest := body - len(lines) + 1; rest >= 2 {
+			add(m.logPane(rest)...)
+		}
+	}
+	for len(lines) < h-1 {
+		lines = append(lines, "")
+	}
+	lines = lines[:max(h-1, 0)]
+	lines = append(lines, fit(footer, w))
+	return strings.Join(lines, "\n")
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// fit cuts s (which may hold styles) to width cells.
+func fit(s string, width int) string {
+	if lipgloss.Width(s) <= width {
+		return s
+	}
+	return ansi.Truncate(s, width, "…")
+}
+
+func (m *Model) header() string {
+	hst := m.mon.Host
+	var b strings.Builder
+	b.WriteString(m.st.title.Render("tend monit"))
+	if !m.connected && m.polled {
+		b.WriteString("  " + m.st.err.Render("disconnected, retrying"))
+	}
+	if hst.Cores > 0 {
+		used := hst.MemTotal - hst.MemAvailable
+		fmt.Fprintf(&b, "  host cpu %3.0f%% %s  mem %s/%s", hst.CPU, bar(hst.CPU/100, 8), gib(used), gib(hst.MemTotal))
+	}
+	n := 0
+	for _, a := range m.mon.Apps {
+		n += len(a.Instances)
+	}
+	fmt.Fprintf(&b, "  %d apps, %d instances", len(m.mon.Apps), n)
+	if m.filter != "" {
+		fmt.Fprintf(&b, "  filter %q", m.filter)
+	}
+	return b.String()
+}
+
+func (m *Model) footer() string {
+	switch {
+	case m.confirm != "":
+		return m.st.warn.Render(fmt.Sprintf("delete %s: stop it and remove it from the list? y/N", m.confirm))
+	case m.filtering:
+		return "filter: " + m.filter + "█  (enter keeps it, esc clears)"
+	case m.status != "":
+		if m.statusErr {
+			return m.st.err.Render(m.status)
+		}
+		return m.status
+	}
+	return m.st.dim.Render("↑↓ select  r reload  R restart  s stop  S start  +/- scale  d delete  / filter  ? help  q quit")
+}
+
+func (m *Model) helpLines() []string {
+	return []string{
+		m.st.bold.Render("keys"),
+		"  ↑ ↓ k j, PgUp PgDn, g G   select an app or an instance",
+		"  r    reload the app: new processes, ready before the old ones stop",
+		"  R    restart the app (stop, then start)",
+		"  s S  stop, start the app",
+		"  + -  one instance more, one less",
+		"  d    delete the app (asks first)",
+		"  /    filter apps by name or namespace; esc clears",
+		"  q    quit (ctrl+c too)",
+		"",
+		"Actions apply to the selected app. CPU is the share of one core used by",
+		"the instance's whole process tree; memory is its resident memory; both",
+		"are sampled every " + m.mon.Interval.String() + " by the daemon. Any key closes this help.",
+	}
+}
+
+// column widths of the list, by terminal width.
+type layout struct {
+	name, status, cpu, cpuBar, mem, memBar, restarts, uptime int
+}
+
+func (m *Model) layout() layout {
+	w := m.width
+	switch {
+	case w >= 100:
+		return layout{name: 24, status: 9, cpu: 6, cpuBar: 12, mem: 10, memBar: 12, restarts: 4, uptime: 7}
+	case w >= 72:
+		return layout{name: 18, status: 9, cpu: 6, cpuBar: 8, mem: 10, memBar: 8, restarts: 4, uptime: 6}
+	case w >= 52:
+		return layout{name: 16, status: 9, cpu: 6, mem: 10, restarts: 4, uptime: 6}
+	}
+	return layout{name: max(w-27, 8), status: 9, cpu: 6, mem: 10}
+}
+
+func pad(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	s = fit(s, n)
+	return s + strings.Repeat(" ", max(n-lipgloss.Width(s), 0)) + " "
+}
+
+// list draws the header and the rows around the selection, n lines.
+func (m *Model) list(n int) []string {
+	l := m.layout()
+	head := pad("name", l.name) + pad("status", l.status) + pad("cpu", l.cpu) + pad("", l.cpuBar) +
+		pad("memory", l.mem) + pad("", l.memBar) + pad("↺", l.restarts) + pad("uptime", l.uptime)
+	out := []string{m.st.bold.Render(strings.TrimRight(head, " "))}
+	rowsH := max(n-1, 1)
+	first := 0
+	if m.sel >= rowsH {
+		first = m.sel - rowsH + 1
+	}
+	maxMem := uint64(0)
+	for _, r := range m.rows {
+		for _, in := range r.app.Instances {
+			maxMem = max(maxMem, in.Memory)
+		}
+	}
+	for i := first; i < len(m.rows) && i < first+rowsH; i++ {
+		out = append(out, m.rowLine(m.rows[i], l, i == m.sel, maxMem))
+	}
+	return out
+}
+
+func (m *Model) rowLine(r row, l layout, selected bool, maxMem uint64) string {
+	a := r.app
+	insts := a.Instances
+	name := a.Name
+	if r.inst >= 0 {
+		insts = a.Instances[r.inst : r.inst+1]
+		name = fmt.Sprintf("  %s[%d]", a.Name, r.inst)
+	} else if len(a.Instances) > 1 {
+		name = fmt.Sprintf("%s ×%d", a.Name, len(a.Instances))
+	}
+	var cpu float64
+	var mem uint64
+	restarts := 0
+	var started time.Time
+	running := false
+	for _, in := range insts {
+		cpu += in.CPU
+		mem += in.Memory
+		restarts += in.Restarts
+		if in.PID > 0 {
+			running = true
+			if started.IsZero() || in.Started.Before(started) {
+				started = in.Started
+			}
+		}
+	}
+	status := a.Status
+	if r.inst >= 0 {
+		status = insts[0].Status
+	}
+	if status == api.StatusOnline && len(a.Listen) > 0 {
+		for _, in := range insts {
+			if !in.Ready {
+				status = "starting"
+			}
+		}
+	}
+	cpuS, memS, up, cbar, mbar := "-", "-", "-", "", ""
+	if running {
+		cpuS = fmt.Sprintf("%.0f%%", cpu)
+		memS = humanBytes(mem)
+		up = humanDuration(m.opts.Now().Sub(started))
+		cbar = bar(cpu/100/float64(len(insts)), l.cpuBar)
+		limit := uint64(a.MaxMemory)
+		if limit == 0 {
+			limit = maxMem
+		}
+		mbar = bar(float64(mem)/float64(len(insts))/float64(max(limit, 1)), l.memBar)
+	}
+	line := pad(name, l.name) + m.st.status(status).Render(pad(status, l.status)) + pad(cpuS, l.cpu) + pad(cbar, l.cpuBar) +
+		pad(memS, l.mem) + pad(mbar, l.memBar) + pad(fmt.Sprint(restarts), l.restarts) + pad(up, l.uptime)
+	line = strings.TrimRight(line, " ")
+	if selected {
+		plain := ansi.Strip(line)
+		return m.st.sel.Render(plain + strings.Repeat(" ", max(m.width-lipgloss.Width(plain), 0)))
+	}
+	return line
+}
+
+// detail draws the selected instance (or the app's first), n lines:
+// facts, then CPU and memory history graphs.
+func (m *Model) detail(n int) []string {
+	r, ok := m.selected()
+	if !ok {
+		return nil
+	}
+	slot := max(r.inst, 0)
+	if slot >= len(r.app.Instances) {
+		return nil
+	}
+	in := r.app.Instances[slot]
+	w := m.width
+	title := fmt.Sprintf("%s[%d]", r.app.Name, slot)
+	facts := []string{m.st.status(in.Status).Render(in.Status)}
+	if in.PID > 0 {
+		facts = append(facts, fmt.Sprintf("pid %d", in.PID))
+		if in.Ready {
+			facts = append(facts, "ready")
+		}
+		facts = append(facts, plural(in.Procs, "proc")+", "+plural(in.Threads, "thread"))
+		if in.FDs > 0 {
+			facts = append(facts, fmt.Sprintf("%d fds", in.FDs))
+		}
+		if r.app.Balance == api.BalanceProxy {
+			facts = append(facts, fmt.Sprintf("%d conns", in.Conns))
+		}
+	}
+	for _, li := range r.app.Listeners {
+		if li.Backlog > 0 && (li.Slot == slot || li.Slot < 0) {
+			facts = append(facts, fmt.Sprintf("queue %d/%d", li.Queue, li.Backlog))
+			break
+		}
+	}
+	if r.app.MaxMemory > 0 {
+		facts = append(facts, "limit "+humanBytes(uint64(r.app.MaxMemory)))
+	}
+	out := []string{m.st.bold.Render("── "+title+" ") + strings.Join(facts, " · ")}
+	hist := m.history[slot]
+	gw := max(w-16, 4)
+	cpuVals := make([]float64, len(hist.CPU))
+	for i, v := range hist.CPU {
+		cpuVals[i] = float64(v)
+	}
+	memVals := make([]float64, len(hist.Memory))
+	for i, v := range hist.Memory {
+		memVals[i] = float64(v)
+	}
+	cpuMax := max(maxOf(cpuVals), 100)
+	out = append(out,
+		fmt.Sprintf("cpu %9s %s", fmt.Sprintf("%.0f%%", in.CPU), m.st.ok.Render(sparkline(cpuVals, gw, cpuMax))),
+		fmt.Sprintf("mem %9s %s", humanBytes(in.Memory), m.st.title.Render(sparkline(memVals, gw, max(maxOf(memVals), float64(r.app.MaxMemory))))))
+	var extra []string
+	if len(in.Metrics) > 0 {
+		var ms []string
+		for _, mt := range in.Metrics {
+			ms = append(ms, fmt.Sprintf("%s=%s", mt.Name, formatNum(mt.Value)))
+		}
+		extra = append(extra, "metrics: "+strings.Join(ms, "  "))
+	}
+	if lr := in.LastRestart; lr != nil {
+		extra = append(extra, fmt.Sprintf("last restart by tend: %s (%s ago)", lr.Reason, humanDuration(m.opts.Now().Sub(lr.Time))))
+	}
+	if in.Reason != "" && in.Status != api.StatusOnline {
+		extra = append(extra, "why: "+in.Reason)
+	}
+	out = append(out, extra...)
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// logPane draws the last lines of the selected app's logs, n lines.
+func (m *Model) logPane(n int) []string {
+	title := "── logs of " + m.logApp
+	if m.logApp == "" {
+		title = "── logs"
+	}
+	out := []string{m.st.bold.Render(title)}
+	lines := m.logs
+	if len(lines) > n-1 {
+		lines = lines[len(lines)-(n-1):]
+	}
+	for _, l := range lines {
+		prefix := ""
+		if l.Instance >= 0 {
+			prefix = fmt.Sprintf("[%d] ", l.Instance)
+		}
+		text := strings.Map(func(r rune) rune {
+			if r < ' ' && r != '\t' || r == 0x7f {
+				return -1
+			}
+			return r
+		}, ansi.Strip(l.Line))
+		if l.Stream == "err" {
+			out = append(out, m.st.err.Render(prefix+text))
+		} else {
+			out = append(out, m.st.dim.Render(prefix)+text)
+		}
+	}
+	return out
+}
+
+func maxOf(v []float64) float64 {
+	m := 0.0
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}
+
+var sparks = []rune("▁▂▃▄▅▆▇█")
+
+// sparkline draws the last width values scaled to top, one cell each.
+func sparkline(vals []float64, width int, top float64) string {
+	if len(vals) > width {
+		vals = vals[len(vals)-width:]
+	}
+	var b strings.Builder
+	for _, v := range vals {
+		i := 0
+		if top > 0 {
+			i = int(v / top * float64(len(sparks)-1))
+		}
+		b.WriteRune(sparks[min(max(i, 0), len(sparks)-1)])
+	}
+	return b.String()
+}
+
+// bar draws a share (0..1) as a bar of width cells.
+func bar(share float64, width int) string {
+	if width <= 2 {
+		return ""
+	}
+	inner := width - 2
+	full := int(share*float64(inner) + 0.5)
+	full = min(max(full, 0), inner)
+	return "▕" + strings.Repeat("█", full) + strings.Repeat("·", inner-full) + "▏"
+}
+
+func formatNum(v float64) string {
+	if v == float64(int64(v)) && v < 1e15 && v > -1e15 {
+		return fmt.Sprintf("%d", int64(v))
+	}
+	return fmt.Sprintf("%.4g", v)
+}
+
+func gib(b uint64) string { return fmt.Sprintf("%.1fG", float64(b)/(1<<30)) }
+
+func humanBytes(b uint64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", b)
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
