@@ -80,14 +80,21 @@ var reaper = func() *proc.Reaper {
 	return r
 }()
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith is newHarness with Deps changed by mod.
+func newHarnessWith(t *testing.T, mod func(*supervisor.Deps)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, clk: clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), dir: dir, logDir: filepath.Join(dir, "logs")}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	h.sup = supervisor.New(supervisor.Deps{
+	deps := supervisor.Deps{
 		Clock: h.clk, Reaper: reaper, Logs: applog.NewRouter(h.logDir, h.clk, log), Home: dir, Log: log,
-	})
+	}
+	if mod != nil {
+		mod(&deps)
+	}
+	h.sup = supervisor.New(deps)
 	register(h.sup)
 	t.Cleanup(func() {
 		done := make(chan struct{})
@@ -215,4 +222,9 @@ func (h *harness) waitLog(name, want string) string {
 		return strings.Contains(s, want)
 	})
 	return s
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -31,7 +31,12 @@
 //	                   grandchild is orphaned; its pid goes to FILE
 //	env FILE           write the environment to FILE, one VAR=value a line
 //	write FILE TEXT    write TEXT to FILE
-//	busy DURATION      burn CPU for DURATION
+//	busy DURATION      burn CPU for DURATION ("forever" too)
+//	hold MIB           allocate MIB mebibytes, touch every page, and keep
+//	                   them until the process exits
+//	spawnhold MIB FILE start a grandchild (same process group) that holds
+//	                   MIB mebibytes, and write its pid to FILE once it
+//	                   holds them
 //	waitfile FILE      wait until FILE exists (the test says when to go on)
 //	serve HOW          serve HTTP ("ok <pid> <TAG>", TAG from $TAG) until
 //	                   SIGINT/SIGTERM, then drain gracefully (see serve.go);
@@ -62,6 +67,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -104,10 +110,26 @@ func run(args []string) error {
 		}
 		return nil
 	}
+	// held keeps what "hold" allocated reachable until the process exits.
+	var held [][]byte
+	defer runtime.KeepAlive(held)
 	for len(args) > 0 {
 		verb := args[0]
 		var n int
 		switch verb {
+		case "hold":
+			if err := need(1); err != nil {
+				return err
+			}
+			b, err := hold(args[1])
+			if err != nil {
+				return fmt.Errorf("hold: %w", err)
+			}
+			held = append(held, b)
+			args = args[2:]
+			continue
+		case "spawnhold":
+			n = 2
 		case "print", "stderr", "nonl", "bigline", "sleep", "exit", "ignore", "pid", "spawn", "spawnsid", "daemonize", "env", "busy", "waitfile", "serve", "notify", "watchdog", "busjoin":
 			n = 1
 		case "firstline":
@@ -192,7 +214,23 @@ func do(verb string, a []string) error {
 			return err
 		}
 		time.Sleep(d)
+	case "spawnhold":
+		tmp := a[1] + ".tmp"
+		attr := &os.ProcAttr{Env: os.Environ(), Files: []*os.File{nil, nil, nil}}
+		_, err := os.StartProcess(Command()[0], []string{Command()[0], "hold", a[0], "pid", tmp, "sleep", "forever"}, attr)
+		if err != nil {
+			return err
+		}
+		for {
+			if _, err := os.Stat(tmp); err == nil {
+				return os.Rename(tmp, a[1])
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
 	case "busy":
+		if a[0] == "forever" {
+			a[0] = "876000h"
+		}
 		d, err := time.ParseDuration(a[0])
 		if err != nil {
 			return err
@@ -287,4 +325,26 @@ func parseSignal(s string) (syscall.Signal, error) {
 		return syscall.SIGQUIT, nil
 	}
 	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+// hold maps mib mebibytes and writes to every page, so they count in the
+// process's resident memory. The memory comes from mmap, outside Go's
+// heap: the race detector would shadow a heap allocation with as much
+// again, and a test would not know what to expect.
+func hold(mib string) ([]byte, error) {
+	n, err := strconv.Atoi(mib)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("%q is not a number of MiB", mib)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	b, err := syscall.Mmap(-1, 0, n<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	return b, nil
 }
