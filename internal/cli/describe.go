@@ -88,6 +88,9 @@ func describeApp(o *IO, a api.AppDetail) {
 	if s.Bus {
 		kv("bus", "yes (TEND_BUS_URL; `tend bus` shows it)")
 	}
+	if s.MaxMemoryRestart > 0 {
+		kv("max_memory_restart", fmt.Sprintf("%s (each instance's whole process tree, checked every sample)", humanBytes(uint64(s.MaxMemoryRestart))))
+	}
 	kv("autorestart", s.Autorestart)
 	kv("max_restarts", s.MaxRestarts)
 	kv("min_uptime", s.MinUptime)
@@ -131,6 +134,23 @@ func describeApp(o *IO, a api.AppDetail) {
 		fmt.Fprintf(o.Out, ", %s\n", plural(in.Restarts, "restart"))
 		if in.AppStatus != "" {
 			fmt.Fprintf(o.Out, "    app status: %s\n", in.AppStatus)
+		}
+		if in.PID > 0 && in.Procs > 0 {
+			procs := "1 process"
+			if in.Procs != 1 {
+				procs = fmt.Sprintf("%d processes", in.Procs)
+			}
+			fmt.Fprintf(o.Out, "    tree: %s, %s", procs, plural(in.Threads, "thread"))
+			if in.FDs > 0 {
+				fmt.Fprintf(o.Out, ", %s", plural(in.FDs, "open fd"))
+			}
+			fmt.Fprintf(o.Out, ", %.2f s of CPU\n", in.CPUTime)
+		}
+		for _, m := range in.Metrics {
+			fmt.Fprintf(o.Out, "    metric %s (%s): %g\n", m.Name, m.Type, m.Value)
+		}
+		if r := in.LastRestart; r != nil {
+			fmt.Fprintf(o.Out, "    last restart by tend: %s, at %s\n", r.Reason, r.Time.Local().Format("15:04:05"))
 		}
 		if in.Reason != "" {
 			fmt.Fprintf(o.Out, "    why: %s\n", in.Reason)

@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/exp/teatest/v2"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/client"
+	"github.com/tend-pm/tend/internal/monit"
+	"github.com/tend-pm/tend/internal/rawnet"
+	"github.com/tend-pm/tend/internal/testproc"
+)
+
+// parseMetrics reads an exposition with Prometheus' own parser.
+func parseMetrics(t *testing.T, b []byte) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v\n%s", err, b)
+	}
+	return fams
+}
+
+// value returns the sample of family name with the label app=app.
+func value(fams map[string]*dto.MetricFamily, name, app string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+	for _, m := range f.Metric {
+		for _, l := range m.Label {
+			if l.GetName() == "app" && l.GetValue() == app {
+				switch {
+				case m.Gauge != nil:
+					return m.Gauge.GetValue(), true
+				case m.Counter != nil:
+					return m.Counter.GetValue(), true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// TestMetrics scrapes /metrics on the control socket and on the TCP
+// listener (token required), parses them with Prometheus' parser and
+// checks the figures, an app's own metrics among them.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	port, err := rawnet.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := []string{fmt.Sprintf("TEND_METRICS_ADDR=%d", port), "TEND_SAMPLE_INTERVAL=200ms"}
+	_, errs, code := e.runEnv(extra, "start", testproc.Command()[0], "--name", "web", "--max-memory-restart", "1G", "--",
+		"notify", "METRIC=queue_depth 7\nMETRIC=jobs_total 3 counter", "sleep", "forever")
+	if code != 0 {
+		t.Fatalf("start: %s", errs)
+	}
+	e.waitStatus("web", api.StatusOnline)
+	cl := client.New(filepath.Join(e.home, "tend.sock"))
+	var fams map[string]*dto.MetricFamily
+	waitFor(t, "web's figures and its own metrics", func() bool {
+		b, err := cl.Metrics(context.Background())
+		if err != nil {
+			t.Fatalf("GET /metrics: %v", err)
+		}
+		fams = parseMetrics(t, b)
+		mem, _ := value(fams, "tend_instance_memory_rss_bytes", "web")
+		q, _ := value(fams, "tend_app_queue_depth", "web")
+		return mem > 0 && q == 7
+	})
+	for name, want := range map[string]float64{"tend_instance_up": 1, "tend_instance_restarts_total": 0, "tend_app_jobs_total": 3, "tend_app_memory_limit_bytes": 1 << 30} {
+		if got, ok := value(fams, name, "web"); !ok || got != want {
+			t.Errorf("%s{app=web} = %v (found %v); want %v", name, got, ok, want)
+		}
+	}
+	if f := fams["tend_instance_cpu_seconds_total"]; f == nil || f.GetType() != dto.MetricType_COUNTER {
+		t.Errorf("tend_instance_cpu_seconds_total = %v; want a counter", f)
+	}
+	if f := fams["tend_host_memory_total_bytes"]; f == nil || f.Metric[0].Gauge.GetValue() == 0 {
+		t.Errorf("tend_host_memory_total_bytes = %v; want the host's memory", f)
+	}
+
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	get := func(token string) (int, []byte) {
+		req, _ := http.NewRequest("GET", url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, _ := get(""); code != 401 {
+		t.Errorf("GET /metrics on TCP without the token: %d; want 401", code)
+	}
+	if code, _ := get("wrong"); code != 401 {
+		t.Errorf("GET /metrics on TCP with a wrong token: %d; want 401", code)
+	}
+	tok := strings.TrimSpace(readFile(t, filepath.Join(e.home, "metrics.token")))
+	code, b := get(tok)
+	if code != 200 {
+		t.Fatalf("GET /metrics on TCP with the token: %d %s", code, b)
+	}
+	if up, ok := value(parseMetrics(t, b), "tend_instance_up", "web"); !ok || up != 1 {
+		t.Errorf("tend_instance_up over TCP = %v, %v; want 1", up, ok)
+	}
+}
+
+// TestMonit drives `tend monit` headlessly against a real daemon: frames
+// at 80×24 and at a narrow size hold the apps and fit the screen, and key
+// presses act on the daemon.
+func TestMonit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startApp("web", "print", "hello from web", "sleep", "forever")
+	e.startApp("spare", "sleep", "forever")
+	cl := client.New(filepath.Join(e.home, "tend.sock"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	for _, size := range []struct{ w, h int }{{80, 24}, {44, 14}} {
+		m := monit.New(ctx, cl, monit.Options{Every: 100 * time.Millisecond})
+		tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(size.w, size.h))
+		teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
+			return bytes.Contains(b, []byte("spare")) && bytes.Contains(b, []byte("hello from web"))
+		}, teatest.WithDuration(30*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+		if err := tm.Quit(); err != nil {
+			t.Fatal(err)
+		}
+		frame := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).View().Content
+		lines := strings.Split(frame, "\n")
+		if len(lines) != size.h {
+			t.Errorf("%dx%d: the frame has %d lines:\n%s", size.w, size.h, len(lines), frame)
+		}
+		for i, l := range lines {
+			if w := lipgloss.Width(l); w > size.w {
+				t.Errorf("%dx%d: line %d is %d cells wide: %q", size.w, size.h, i, w, l)
+			}
+		}
+		for _, want := range []string{"tend monit", "web", "spare", "online", "logs of web", "hello from web"} {
+			if !strings.Contains(frame, want) {
+				t.Errorf("%dx%d: the frame lacks %q:\n%s", size.w, size.h, want, frame)
+			}
+		}
+	}
+
+	// Keys: R restarts the selected app (web, the first); d then y deletes
+	// the next one.
+	m := monit.New(ctx, cl, monit.Options{Every: 100 * time.Millisecond})
+	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("spare")) },
+		teatest.WithDuration(30*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+	key := func(s string) { tm.Send(tea.KeyPressMsg{Code: []rune(s)[0], Text: s}) }
+	key("R")
+	waitFor(t, "web to be restarted from monit", func() bool {
+		a := e.app("web")
+		return a.Instances[0].Restarts == 1 && a.Status == api.StatusOnline
+	})
+	key("j")
+	key("d")
+	if len(e.list()) != 2 {
+		t.Fatal("d deleted an app without asking")
+	}
+	key("y")
+	waitFor(t, "spare to be deleted from monit", func() bool { return len(e.list()) == 1 })
+	key("q")
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
