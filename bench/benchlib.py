@@ -204,6 +204,29 @@ def unix_http_get(path, url_path, timeout=5):
     return data.split(b"\r\n", 1)[0].decode()
 
 
+def unix_http_body(path, url_path, timeout=10):
+    """One HTTP/1.1 GET on a unix socket, in this process; returns the
+    body as text (the server answers with Connection: close)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        s.sendall(f"GET {url_path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].decode()
+    if " 200 " not in status + " ":
+        raise BenchError(f"GET {url_path} on {path}: {status}")
+    return body.decode()
+
+
 def wait_until(cond, timeout, what, step=0.2):
     deadline = time.monotonic() + timeout
     while True:
