@@ -204,7 +204,9 @@ func Run(ctx context.Context, o Options) (err error) {
 		done, err := d.serveMetrics(serveCtx, metricsAddr, log)
 		if err != nil {
 			stopServing()
-			<-served
+			if err := <-served; err != nil {
+				log.Error("serve", "err", err)
+			}
 			_ = ln.Close()
 			sup.Shutdown(true)
 			return err

@@ -86,7 +86,9 @@ func (d *daemon) Metrics() []byte {
 			return float64(x.in.Started.UnixMilli()) / 1000, running(x)
 		})
 	family("tend_instance_connections", promtext.Gauge, "Connections open to the instance through tend's proxy (proxy mode only).",
-		func(x inst) (float64, bool) { return float64(x.in.Conns), x.a.Balance == api.BalanceProxy && running(x) })
+		func(x inst) (float64, bool) {
+			return float64(x.in.Conns), x.a.Balance == api.BalanceProxy && running(x)
+		})
 
 	first := true
 	for _, a := range m.Apps {

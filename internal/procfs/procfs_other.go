@@ -25,7 +25,7 @@ func OpenStat(pid int) (*StatFile, error) { return nil, ErrUnsupported }
 func (s *StatFile) Read(buf []byte) (Stat, error) { return Stat{}, ErrUnsupported }
 
 // Close does nothing.
-func (s *StatFile) Close() error { return nil }
+func (s *StatFile) Close() {}
 
 // File is not available without /proc.
 type File struct{}
@@ -37,7 +37,7 @@ func OpenFile(path string, size int) (*File, error) { return nil, ErrUnsupported
 func (f *File) Read() ([]byte, error) { return nil, ErrUnsupported }
 
 // Close does nothing.
-func (f *File) Close() error { return nil }
+func (f *File) Close() {}
 
 // LastPID is not available without /proc.
 func LastPID(loadavg []byte) int { return 0 }

@@ -40,8 +40,9 @@ func (s *StatFile) Read(buf []byte) (Stat, error) {
 	return ParseStat(s.pid, buf[:n])
 }
 
-// Close releases the descriptor.
-func (s *StatFile) Close() error { return s.f.Close() }
+// Close releases the descriptor. (Closing a file of /proc that was only
+// read cannot fail in a way worth reporting.)
+func (s *StatFile) Close() { _ = s.f.Close() }
 
 // File is a /proc file kept open and read again with pread.
 type File struct {
@@ -68,7 +69,7 @@ func (f *File) Read() ([]byte, error) {
 }
 
 // Close releases the descriptor.
-func (f *File) Close() error { return f.f.Close() }
+func (f *File) Close() { _ = f.f.Close() }
 
 // LastPID reads the pid the kernel handed out last from /proc/loadavg
 // (its fifth field): while it does not change, no process (nor thread) was

@@ -93,7 +93,10 @@ func ValidName(name string) bool {
 		return false
 	}
 	for i, c := range name {
-		if !(c == '_' || c == ':' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9' && i > 0)) {
+		switch {
+		case c == '_' || c == ':' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z'):
+		case '0' <= c && c <= '9' && i > 0:
+		default:
 			return false
 		}
 	}

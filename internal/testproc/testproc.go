@@ -112,7 +112,7 @@ func run(args []string) error {
 	}
 	// held keeps what "hold" allocated reachable until the process exits.
 	var held [][]byte
-	defer runtime.KeepAlive(held)
+	defer func() { runtime.KeepAlive(held) }()
 	for len(args) > 0 {
 		verb := args[0]
 		var n int
