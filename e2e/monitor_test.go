@@ -198,3 +198,32 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestMemoryLimitReload: an app with a port that goes over
+// max_memory_restart is reloaded slot by slot, so clients see no failure
+// however often it happens.
+func TestMemoryLimitReload(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	port := freePort(t)
+	app := serveApp("fat", "fds", port, map[string]any{
+		"args": []string{"hold", "200", "serve", "fds"}, "instances": 1, "max_memory_restart": "150M", "balance": "reuseport",
+	})
+	if _, errs, code := e.runEnv([]string{"TEND_SAMPLE_INTERVAL=250ms"}, "start", e.writeConfig("tend.json", app)); code != 0 {
+		t.Fatalf("start: %s", errs)
+	}
+	l := startLoad(t, port)
+	var a api.AppInfo
+	waitFor(t, "two reloads for memory", func() bool {
+		a = e.app("fat")
+		return a.Instances[0].Restarts >= 2
+	})
+	l.requireNoFailures(t)
+	if lr := a.Instances[0].LastRestart; lr == nil || !strings.Contains(lr.Reason, "over max_memory_restart 150.0 MiB") {
+		t.Errorf("last restart = %+v; want the memory reason", lr)
+	}
+	e.ok("delete", "fat")
+	if log := readFile(t, filepath.Join(e.home, "daemon.log")); !strings.Contains(log, "action=reload") {
+		t.Errorf("daemon.log has no memory-limit reload:\n%s", log)
+	}
+}
