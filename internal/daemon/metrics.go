@@ -125,7 +125,7 @@ func (d *daemon) Metrics() []byte {
 			}
 		}
 	}
-	appMetrics(&w, all2(m.Apps))
+	appMetrics(&w, reported(m.Apps))
 
 	w.Family("tend_host_cpu_usage_ratio", promtext.Gauge, "Share of all the machine's CPUs in use over the last sample (0 to 1).")
 	w.Sample("tend_host_cpu_usage_ratio", m.Host.CPU/100)
@@ -148,13 +148,15 @@ func (d *daemon) Metrics() []byte {
 	return []byte(w.String())
 }
 
+// appInst is one number an instance reported.
 type appInst struct {
 	app  string
 	slot int
 	m    api.AppMetric
 }
 
-func all2(apps []api.AppInfo) []appInst {
+// reported lists the numbers every instance reported.
+func reported(apps []api.AppInfo) []appInst {
 	var out []appInst
 	for _, a := range apps {
 		for _, in := range a.Instances {
