@@ -76,3 +76,22 @@ func TestHost(t *testing.T) {
 		t.Errorf("host = %+v", u)
 	}
 }
+
+func TestQuiet(t *testing.T) {
+	base := procfs.Stat{CPU: time.Second, RSS: 64 << 20, Threads: 7}
+	for _, c := range []struct {
+		name string
+		cur  procfs.Stat
+		want bool
+	}{
+		{"same", base, true},
+		{"memory moved a little", procfs.Stat{CPU: time.Second, RSS: 64<<20 + 512<<10, Threads: 7}, true},
+		{"memory grew", procfs.Stat{CPU: time.Second, RSS: 66 << 20, Threads: 7}, false},
+		{"a CPU tick", procfs.Stat{CPU: time.Second + 10*time.Millisecond, RSS: 64 << 20, Threads: 7}, false},
+		{"a thread more", procfs.Stat{CPU: time.Second, RSS: 64 << 20, Threads: 8}, false},
+	} {
+		if got := quiet(base, c.cur); got != c.want {
+			t.Errorf("%s: quiet = %v; want %v", c.name, got, c.want)
+		}
+	}
+}

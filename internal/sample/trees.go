@@ -315,7 +315,7 @@ func (tr *tree) measure(buf []byte, o Options) Usage {
 				delete(tr.members, pid)
 				continue
 			}
-			if m.read && st.CPU == m.last.CPU && st.RSS == m.last.RSS && st.Threads == m.last.Threads {
+			if m.read && quiet(m.last, st) {
 				m.quiet++
 			} else {
 				m.quiet = 0
@@ -340,4 +340,17 @@ func (tr *tree) measure(buf []byte, o Options) Usage {
 	}
 	u.CPU = tr.cpu
 	return u
+}
+
+// quiet reports whether a process did nothing worth reading it for from
+// one read to the next: no CPU tick, the same threads, and its memory
+// within 1/64 (or 256 KiB) of what it was. An idle runtime's memory moves
+// a little all the time (Node's timers allocate), which is no reason to
+// read it every second.
+func quiet(prev, cur procfs.Stat) bool {
+	if cur.CPU != prev.CPU || cur.Threads != prev.Threads {
+		return false
+	}
+	d := max(cur.RSS, prev.RSS) - min(cur.RSS, prev.RSS)
+	return d <= max(prev.RSS/64, 256<<10)
 }
