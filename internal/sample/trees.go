@@ -256,30 +256,26 @@ func (t *Trees) refresh(force bool) {
 // new together, so it repeats until nothing more is placed.
 func (t *Trees) classify(pids []int) {
 	byGroup := map[int]*tree{}
+	byMember := map[int]*tree{}
 	for _, tr := range t.trees {
 		if tr.root.PGID != 0 {
 			byGroup[tr.root.PGID] = tr
 		}
-	}
-	treeOf := func(pid int) *tree {
-		for _, tr := range t.trees {
-			if _, ok := tr.members[pid]; ok {
-				return tr
-			}
+		for pid := range tr.members {
+			byMember[pid] = tr
 		}
-		return nil
 	}
 	for placed := true; placed && len(pids) > 0; {
 		placed = false
 		left := pids[:0]
 		for _, pid := range pids {
-			p := t.seen[pid]
-			if treeOf(pid) != nil {
+			if byMember[pid] != nil {
 				continue
 			}
+			p := t.seen[pid]
 			tr := byGroup[p.pgrp]
 			if tr == nil {
-				tr = treeOf(p.ppid)
+				tr = byMember[p.ppid]
 			}
 			if tr == nil && p.ppid == t.self && t.owner != nil {
 				if key, ok := t.owner(pid); ok {
@@ -291,6 +287,7 @@ func (t *Trees) classify(pids []int) {
 				continue
 			}
 			tr.add(pid, p.start)
+			byMember[pid] = tr
 			placed = true
 		}
 		pids = left
