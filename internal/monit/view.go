@@ -141,7 +141,7 @@ func (m *Model) header() string {
 	for _, a := range m.mon.Apps {
 		n += len(a.Instances)
 	}
-	fmt.Fprintf(&b, "  %d apps, %d instances", len(m.mon.Apps), n)
+	fmt.Fprintf(&b, "  %s, %s", plural(len(m.mon.Apps), "app"), plural(n, "instance"))
 	if m.filter != "" {
 		fmt.Fprintf(&b, "  filter %q", m.filter)
 	}
