@@ -100,6 +100,9 @@ const (
 	EventReloaded     = "reloaded"      // the reload ended with every instance replaced
 	EventReloadFailed = "reload_failed" // the reload stopped at a process that failed (reason)
 	EventScale        = "scale"         // the app now has Instances instances
+	// EventMemoryLimit: an instance went over max_memory_restart and is
+	// being replaced (reason: how much, the limit, reload or restart).
+	EventMemoryLimit = "memory_limit"
 )
 
 // Event is one lifecycle event, as published on EventSubject.

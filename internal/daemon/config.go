@@ -21,7 +21,15 @@ const ConfigFile = "config.yaml"
 
 // Config is the content of ConfigFile.
 type Config struct {
-	Bus BusConfig `yaml:"bus"`
+	Bus     BusConfig     `yaml:"bus"`
+	Metrics MetricsConfig `yaml:"metrics"`
+}
+
+// MetricsConfig sets up /metrics on TCP (docs/monitoring.md).
+type MetricsConfig struct {
+	// Addr is what --metrics-addr takes: "9464" (127.0.0.1), an
+	// address and port; empty serves /metrics on the control socket only.
+	Addr string `yaml:"addr"`
 }
 
 // BusConfig sets up the pub/sub bus.
@@ -63,6 +71,11 @@ func LoadConfig(home string) (Config, error) {
 	}
 	if err := c.Bus.check(); err != nil {
 		return c, fmt.Errorf("%s: bus: %w", path, err)
+	}
+	if c.Metrics.Addr != "" {
+		if _, err := ParseMetricsAddr(c.Metrics.Addr); err != nil {
+			return c, fmt.Errorf("%s: metrics: %w", path, err)
+		}
 	}
 	return c, nil
 }

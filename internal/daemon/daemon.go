@@ -128,6 +128,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if o.MetricsAddr == "" && cfg.Metrics.Addr != "" {
+		// The flag (or TEND_METRICS_ADDR) wins over config.yaml.
+		o.MetricsAddr = cfg.Metrics.Addr
+		metricsAddr, _ = ParseMetricsAddr(o.MetricsAddr) // checked by LoadConfig
+	}
 	// The socket comes before any app starts: a daemon that cannot serve
 	// must not leave apps running that nobody can reach.
 	ln, err := socket.Listen(sockPath)

@@ -37,7 +37,9 @@ const (
 )
 
 // LimitEvent tells that an instance went over its app's
-// max_memory_restart and what the daemon does about it.
+// max_memory_restart and what the daemon does about it. The same goes out
+// on the bus as a memory_limit event (api.EventMemoryLimit); Deps.OnLimit
+// hears it in-process.
 type LimitEvent struct {
 	Time   time.Time
 	App    string
@@ -233,6 +235,7 @@ func (s *Supervisor) checkMemoryLocked(in *instance, u sample.Usage) func() {
 	}
 	s.deps.Log.Warn("memory limit", "app", a.spec.Name, "instance", in.slot, "pid", in.pid, "rss", u.RSS, "limit", limit, "action", ev.Action)
 	in.lastRestart = &api.RestartInfo{Reason: why, Time: ev.Time}
+	s.eventLocked(a, in, api.EventMemoryLimit, func(e *api.Event) { e.Reason = why + "; " + ev.Action })
 	if ev.Action == "restart" {
 		s.failLocked(in, why)
 	}
