@@ -1,6 +1,8 @@
 package supervisor_test
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -96,8 +98,10 @@ func TestMemoryLimit(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var events []supervisor.LimitEvent
+	bus := &recordingBus{}
 	h := newHarnessWith(t, func(d *supervisor.Deps) {
 		d.OnLimit = func(e supervisor.LimitEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }
+		d.Bus = bus
 	})
 	held := filepath.Join(h.dir, "held")
 	spec := h.spec("leak", "hold", "64", "write", held, "x", "sleep", "forever")
@@ -122,6 +126,40 @@ func TestMemoryLimit(t *testing.T) {
 	if e.App != "leak" || e.PID != first.PID || e.RSS <= e.Limit || e.Action != "restart" {
 		t.Errorf("event = %+v; want leak's first pid, over its limit, a restart", e)
 	}
+	var ev api.Event
+	if b := bus.last(api.EventSubject("leak", api.EventMemoryLimit)); b == nil || json.Unmarshal(b, &ev) != nil ||
+		ev.PID != first.PID || !strings.Contains(ev.Reason, "max_memory_restart") {
+		t.Errorf("memory_limit event on the bus = %s; want leak's first pid and the reason", b)
+	}
+}
+
+// recordingBus is a bus that keeps what is published on it.
+type recordingBus struct {
+	mu  sync.Mutex
+	got map[string][]byte
+}
+
+func (b *recordingBus) Env() (map[string]string, error) { return nil, nil }
+func (b *recordingBus) Running() bool                   { return true }
+func (b *recordingBus) Publish(subject string, data []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.got == nil {
+		b.got = map[string][]byte{}
+	}
+	b.got[subject] = data
+}
+func (b *recordingBus) Deliver(subject string, data []byte) (int, error) {
+	b.Publish(subject, data)
+	return 1, nil
+}
+func (b *recordingBus) Request(context.Context, string, []byte) ([]byte, error) {
+	return nil, api.ErrNoSubscriber
+}
+func (b *recordingBus) last(subject string) []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.got[subject]
 }
 
 // TestAppMetrics: METRIC= lines set gauges and add to counters; bad ones
