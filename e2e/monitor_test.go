@@ -186,6 +186,15 @@ func TestMonit(t *testing.T) {
 	}
 	key("y")
 	waitFor(t, "spare to be deleted from monit", func() bool { return len(e.list()) == 1 })
+
+	// The daemon goes away and another comes: monit says so, then shows
+	// the new daemon's apps.
+	e.ok("kill")
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("disconnected")) },
+		teatest.WithDuration(30*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+	e.startApp("back", "print", "back again", "sleep", "forever")
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("back again")) },
+		teatest.WithDuration(30*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
 	key("q")
 	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 }
