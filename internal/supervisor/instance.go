@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -70,8 +71,13 @@ type instance struct {
 	// A stop in progress: stopping is set until the leader and everything
 	// left of the instance are gone; then stopDone is closed. stopGen
 	// tells a late timer of an earlier stop from the current one.
-	stopping  bool
-	stopGen   int
+	stopping bool
+	stopGen  int
+	// signaled are the processes outside the leader's group a stop has
+	// signaled. A process that is exiting can no longer show its
+	// environment, so it would not be found as a member any more; the
+	// stop waits until each of these is gone by its pid and start time.
+	signaled  []member
 	stopWhy   string
 	stopDone  chan struct{}
 	killTimer clock.Timer
@@ -396,6 +402,7 @@ func (s *Supervisor) stopLocked(in *instance, why string) <-chan struct{} {
 func (s *Supervisor) beginStopLocked(in *instance, why string, then func()) {
 	spec := &in.app.spec
 	in.stopping, in.stopWhy, in.afterStop = true, why, then
+	in.signaled = nil
 	in.stopGen++
 	in.stopDone = make(chan struct{})
 	in.killedAt = time.Time{}
@@ -434,6 +441,9 @@ func (s *Supervisor) signalAllLocked(in *instance, sig syscall.Signal) {
 	for _, m := range s.strayMembersLocked(takeSnapshot(), in) {
 		if procfs.Alive(m.pid, m.start) {
 			_ = proc.Signal(m.pid, sig)
+			if in.stopping && !slices.Contains(in.signaled, m) {
+				in.signaled = append(in.signaled, m)
+			}
 		}
 	}
 }
@@ -489,6 +499,11 @@ func (s *Supervisor) checkStoppedLocked(in *instance, snap func() *snapshot) boo
 	if len(s.strayMembersLocked(snap(), in)) > 0 {
 		return false
 	}
+	for _, m := range in.signaled {
+		if procfs.Alive(m.pid, m.start) {
+			return false // still exiting; its reap brings us back here
+		}
+	}
 	s.completeStopLocked(in)
 	return true
 }
@@ -500,6 +515,7 @@ func (s *Supervisor) completeStopLocked(in *instance) {
 	}
 	in.stopping = false
 	in.pgid = 0
+	in.signaled = nil
 	done := in.stopDone
 	in.stopByMessage = false
 	if then := in.afterStop; then != nil {
