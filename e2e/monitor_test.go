@@ -181,6 +181,11 @@ func TestMonit(t *testing.T) {
 	})
 	key("j")
 	key("d")
+	// Keys are handled asynchronously: wait until monit asks, then make
+	// sure it has not deleted anything meanwhile.
+	asks := []byte("delete spare: stop it and remove it from the list? y/N")
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, asks) },
+		teatest.WithDuration(30*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
 	if len(e.list()) != 2 {
 		t.Fatal("d deleted an app without asking")
 	}

@@ -39,6 +39,10 @@ r reload, R restart, s stop, S start, +/- scale, d delete (asks first),
 			if err != nil {
 				return err
 			}
+			// No warning on stderr about the daemon's version: it would be
+			// written over the screen (after `tend update`, say). monit's
+			// header shows a difference instead.
+			follow.OnVersion = nil
 			err = monit.Run(ctx, follow, monit.Options{Color: env.IO.Color})
 			if err != nil && !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("monit: %w", err)

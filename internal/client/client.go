@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/tend-pm/tend/internal/api"
@@ -22,19 +23,20 @@ import (
 // ErrNoDaemon means nothing answers on the socket: no daemon is running.
 var ErrNoDaemon = errors.New("no daemon is running")
 
-// Client talks to one daemon.
+// Client talks to one daemon. It may be used from several goroutines at
+// once; set its fields before the first request.
 type Client struct {
 	socketPath string
 	// OnVersion, if set, is called with the daemon's version when it
 	// differs from this program's, once per Client.
 	OnVersion func(daemonVersion string)
-	warned    bool
+	warned    atomic.Bool
 	// StartDaemon, if set, is called when no daemon answers, to start one; the
 	// request is then sent again, once. A request that could not be
 	// delivered was not acted on, so sending it again is safe. This saves
 	// every command a round trip to check the daemon first.
 	StartDaemon func(context.Context) error
-	started     bool
+	started     atomic.Bool
 }
 
 // New returns a Client for the socket at socketPath.
@@ -69,8 +71,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*uhttp.
 		}
 	}
 	resp, err := c.sendOnce(ctx, method, path, body)
-	if err != nil && c.StartDaemon != nil && !c.started && errors.Is(err, ErrNoDaemon) {
-		c.started = true
+	if err != nil && c.StartDaemon != nil && errors.Is(err, ErrNoDaemon) && c.started.CompareAndSwap(false, true) {
 		if err := c.StartDaemon(ctx); err != nil {
 			return nil, err
 		}
@@ -79,8 +80,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*uhttp.
 	if err != nil {
 		return nil, err
 	}
-	if v := resp.Header.Get(api.HeaderVersion); v != "" && v != api.Version() && c.OnVersion != nil && !c.warned {
-		c.warned = true
+	if v := resp.Header.Get(api.HeaderVersion); v != "" && v != api.Version() && c.OnVersion != nil && c.warned.CompareAndSwap(false, true) {
 		c.OnVersion(v)
 	}
 	if resp.Status >= 300 {

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -25,8 +26,10 @@ import (
 	"github.com/tend-pm/tend/internal/client"
 )
 
-// Daemon is what monit needs of the daemon: *client.Client.
+// Daemon is what monit needs of the daemon: *client.Client. It is called
+// from several goroutines at once.
 type Daemon interface {
+	Ping(ctx context.Context) (api.Ping, error)
 	Monitor(ctx context.Context, history string, points int) (api.Monitor, error)
 	Act(ctx context.Context, action string, req api.ActionRequest) (api.ActionResult, error)
 	Logs(ctx context.Context, q client.LogQuery, fn func(api.LogLine) error) error
@@ -56,17 +59,29 @@ type Model struct {
 
 	width, height int
 
+	// after arms the polling timer: tea.Tick (tests count and fire it).
+	after func(time.Duration, func(time.Time) tea.Msg) tea.Cmd
+	// Polls are numbered: only the answer of the main loop's poll (main)
+	// arms the next tick, so the polls that moves and actions add never
+	// start a loop of their own; an answer older than the one shown is
+	// dropped.
+	pollSeq, shown int
+
 	mon       api.Monitor
-	history   map[int]api.History // of the selected app, by slot
+	history   map[histKey]api.History // of the app asked for, by app and slot
 	connected bool
 	polled    bool // a first answer (or error) came
 	err       error
+	// version is the daemon's, asked with the first poll after a
+	// (re)connection or after the log stream ended ("" until known).
+	version string
 
 	rows []row
 	sel  int
-	// selKey keeps the selection on the same app and slot when the list
-	// changes under it.
-	selKey string
+	// selApp and selInst keep the selection on the same app and slot (or
+	// the nearest of the same app) when the list changes under it.
+	selApp  string
+	selInst int
 
 	filter    string
 	filtering bool
@@ -81,6 +96,17 @@ type Model struct {
 	logCancel context.CancelFunc
 	logCh     chan tea.Msg
 	logDone   <-chan struct{}
+	// crash carries a panic of a goroutine of monit's own (the log
+	// follower) to Update (Run sends it to the program too), which quits;
+	// Run then returns it as an error, with the terminal restored.
+	crash   chan tea.Msg
+	crashed *panicMsg
+}
+
+// histKey names one slot's history.
+type histKey struct {
+	app  string
+	slot int
 }
 
 // row is one line of the list: an app (inst -1) or one of its instances.
@@ -88,8 +114,6 @@ type row struct {
 	app  *api.AppInfo
 	inst int
 }
-
-func (r row) key() string { return fmt.Sprintf("%s/%d", r.app.Name, r.inst) }
 
 // New returns a monitor of the daemon d; ctx ends its requests.
 func New(ctx context.Context, d Daemon, o Options) *Model {
@@ -99,28 +123,66 @@ func New(ctx context.Context, d Daemon, o Options) *Model {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Model{d: d, ctx: ctx, opts: o, st: newStyles(o.Color), width: 80, height: 24, history: map[int]api.History{}}
+	return &Model{
+		d: d, ctx: ctx, opts: o, st: newStyles(o.Color), width: 80, height: 24,
+		after: tea.Tick, history: map[histKey]api.History{}, crash: make(chan tea.Msg, 1),
+	}
 }
 
 // Run runs the monitor on the terminal until the user quits. Bubble Tea
 // puts the terminal back as it was on exit, on a panic, and on SIGINT or
-// SIGTERM.
+// SIGTERM; SIGINT is a quit like q, not an error. A panic of monit's log
+// follower, which runs outside Bubble Tea's recovery, ends the program
+// the same way and comes back as an error (tea.ErrProgramPanic) with its
+// stack.
 func Run(ctx context.Context, d Daemon, o Options) error {
+	return run(ctx, d, o)
+}
+
+// run is Run with more program options (tests give a stand-in terminal).
+func run(ctx context.Context, d Daemon, o Options, popts ...tea.ProgramOption) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the requests and waits of this run
 	m := New(ctx, d, o)
 	defer m.stopLogs()
-	_, err := tea.NewProgram(m, tea.WithContext(ctx)).Run()
+	p := tea.NewProgram(m, append([]tea.ProgramOption{tea.WithContext(ctx), tea.WithFilter(interruptQuits)}, popts...)...)
+	go func() {
+		select {
+		case msg := <-m.crash:
+			p.Send(msg)
+		case <-ctx.Done():
+		}
+	}()
+	_, err := p.Run()
+	if m.crashed != nil {
+		return fmt.Errorf("%w: following the logs: %v\n\n%s", tea.ErrProgramPanic, m.crashed.value, m.crashed.stack)
+	}
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil
 	}
 	return err
 }
 
+// interruptQuits makes SIGINT (kill -INT, or ^C where the terminal is not
+// raw) a quit like q: Bubble Tea would end with ErrInterrupted, an error,
+// and without waiting for its input reader.
+func interruptQuits(_ tea.Model, msg tea.Msg) tea.Msg {
+	if _, ok := msg.(tea.InterruptMsg); ok {
+		return tea.QuitMsg{}
+	}
+	return msg
+}
+
 // Messages.
 type (
 	tickMsg    struct{}
 	monitorMsg struct {
-		m   api.Monitor
-		err error
+		seq     int
+		main    bool   // the answer of the main loop's poll
+		app     string // whose history was asked for
+		version string // the daemon's, if it was asked
+		m       api.Monitor
+		err     error
 	}
 	actionMsg struct {
 		what string
@@ -134,30 +196,48 @@ type (
 		gen int
 		err error
 	}
+	// panicMsg is a panic recovered in the log follower.
+	panicMsg struct {
+		value any
+		stack []byte
+	}
 )
 
-// Init starts polling.
-func (m *Model) Init() tea.Cmd { return m.poll() }
+// Init starts the polling loop.
+func (m *Model) Init() tea.Cmd { return m.poll(true) }
 
 func (m *Model) tick() tea.Cmd {
-	return tea.Tick(m.opts.Every, func(time.Time) tea.Msg { return tickMsg{} })
+	return m.after(m.opts.Every, func(time.Time) tea.Msg { return tickMsg{} })
 }
 
 // poll asks the daemon for the figures, with the selected app's history
-// as wide as the graphs.
-func (m *Model) poll() tea.Cmd {
-	app := m.selectedApp()
+// as wide as the graphs (and who it is, when that is not known). main is
+// true for the polling loop's own poll, false for one a move or an
+// action adds.
+func (m *Model) poll(main bool) tea.Cmd {
+	m.pollSeq++
+	msg := monitorMsg{seq: m.pollSeq, main: main, app: m.selectedApp()}
 	points := max(m.width-16, 10)
+	askVersion := m.version == ""
 	ctx := m.ctx
 	d := m.d
 	return func() tea.Msg {
 		c, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		mon, err := d.Monitor(c, app, points)
-		if err != nil && app != "" && errors.Is(err, api.ErrNotFound) {
-			mon, err = d.Monitor(c, "", 0) // the app was just deleted
+		if askVersion {
+			p, err := d.Ping(c)
+			if err != nil {
+				msg.err = err
+				return msg
+			}
+			msg.version = p.Version
 		}
-		return monitorMsg{mon, err}
+		msg.m, msg.err = d.Monitor(c, msg.app, points)
+		if msg.err != nil && msg.app != "" && errors.Is(msg.err, api.ErrNotFound) {
+			msg.app = "" // the app was just deleted
+			msg.m, msg.err = d.Monitor(c, "", 0)
+		}
+		return msg
 	}
 }
 
@@ -168,7 +248,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = max(msg.Width, 1), max(msg.Height, 1)
 		return m, nil
 	case tickMsg:
-		return m, m.poll()
+		return m, m.poll(true)
 	case monitorMsg:
 		return m, m.onMonitor(msg)
 	case actionMsg:
@@ -177,7 +257,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		} else {
 			m.setStatus(msg.what, false)
 		}
-		return m, m.poll()
+		return m, m.poll(false)
 	case logMsg:
 		if msg.gen == m.logGen {
 			m.logs = append(m.logs, msg.line)
@@ -189,11 +269,20 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case logEndMsg:
 		if msg.gen == m.logGen {
-			// The stream ended (daemon gone, app deleted): the next
-			// successful poll follows the logs again.
+			// The stream ended (daemon gone or replaced, app deleted):
+			// the next successful poll follows the logs again, and asks
+			// the daemon who it is.
 			m.logApp = ""
+			m.version = ""
 		}
 		return m, nil
+	case panicMsg:
+		// Quit, which puts the terminal back; Run reports the panic.
+		// (Not a panic here: Bubble Tea would recover it, but its
+		// shutdown after a panic does not wait for its input reader,
+		// which races with closing it.)
+		m.crashed = &msg
+		return m, tea.Quit
 	case tea.KeyPressMsg:
 		return m, m.onKey(msg)
 	}
@@ -201,27 +290,44 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 }
 
 func (m *Model) onMonitor(msg monitorMsg) tea.Cmd {
+	var next tea.Cmd
+	if msg.main {
+		next = m.tick()
+	}
+	if msg.seq < m.shown {
+		return next // overtaken by a later poll's answer
+	}
+	m.shown = msg.seq
 	m.polled = true
 	if msg.err != nil {
 		if m.connected || m.err == nil {
 			m.stopLogs()
 		}
-		m.connected, m.err = false, msg.err
-		return m.tick()
+		m.connected, m.err, m.version = false, msg.err, ""
+		return next
 	}
 	m.connected, m.err = true, nil
+	if msg.version != "" {
+		m.version = msg.version
+	}
 	m.mon = msg.m
-	m.history = map[int]api.History{}
+	m.history = map[histKey]api.History{}
 	for _, h := range msg.m.History {
-		m.history[h.Instance] = h
+		if h.App == msg.app {
+			m.history[histKey{h.App, h.Instance}] = h
+		}
 	}
 	m.rebuild()
-	return tea.Batch(m.tick(), m.followLogs())
+	return tea.Batch(next, m.followLogs())
 }
 
 // rebuild lays out the rows from the latest answer and the filter,
-// keeping the selection where it was.
+// keeping the selection where it was: on the same row; if that row is
+// gone, on the same app's nearest instance, or its line; if the app is
+// gone, at the same place in the list. A pending delete is dropped when
+// the selected app changes.
 func (m *Model) rebuild() {
+	old := m.sel
 	m.rows = m.rows[:0]
 	for i := range m.mon.Apps {
 		a := &m.mon.Apps[i]
@@ -236,15 +342,48 @@ func (m *Model) rebuild() {
 			}
 		}
 	}
-	m.sel = 0
+	m.sel = min(max(old, 0), max(len(m.rows)-1, 0))
+	best, dist := -1, 0
 	for i, r := range m.rows {
-		if r.key() == m.selKey {
-			m.sel = i
+		if r.app.Name != m.selApp {
+			continue
+		}
+		d := abs(r.inst - m.selInst)
+		if r.inst < 0 && m.selInst >= 0 {
+			d = 1 << 30 // the app's line only if it has no instance lines
+		}
+		if best < 0 || d < dist {
+			best, dist = i, d
 		}
 	}
-	if len(m.rows) > 0 {
-		m.selKey = m.rows[m.sel].key()
+	if best >= 0 {
+		m.sel = best
 	}
+	if len(m.rows) > 0 {
+		m.selApp, m.selInst = m.rows[m.sel].app.Name, m.rows[m.sel].inst
+	}
+	if m.confirm != "" && m.confirm != m.selectedApp() {
+		m.setStatus("delete of "+m.confirm+" cancelled: the selection changed", false)
+		m.confirm = ""
+	}
+}
+
+// relist rebuilds the rows after the filter changed; if the selection
+// moved to another app, it asks for that app's history and logs.
+func (m *Model) relist() tea.Cmd {
+	before := m.selectedApp()
+	m.rebuild()
+	if app := m.selectedApp(); app != before && app != "" {
+		return tea.Batch(m.poll(false), m.followLogs())
+	}
+	return m.followLogs()
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 func (m *Model) selected() (row, bool) {
@@ -266,12 +405,11 @@ func (m *Model) move(by int) tea.Cmd {
 		return nil
 	}
 	m.sel = min(max(m.sel+by, 0), len(m.rows)-1)
-	before := m.selKey
-	m.selKey = m.rows[m.sel].key()
-	if strings.Split(before, "/")[0] != m.rows[m.sel].app.Name {
-		// Another app: its history and logs.
-		m.history = map[int]api.History{}
-		return tea.Batch(m.poll(), m.followLogs())
+	before := m.selApp
+	m.selApp, m.selInst = m.rows[m.sel].app.Name, m.rows[m.sel].inst
+	if before != m.selApp {
+		// Another app: its history and logs now.
+		return tea.Batch(m.poll(false), m.followLogs())
 	}
 	return nil
 }
@@ -310,8 +448,7 @@ func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
 				m.filter += t
 			}
 		}
-		m.rebuild()
-		return m.followLogs()
+		return m.relist()
 	}
 	if m.help {
 		m.help = false
@@ -324,11 +461,11 @@ func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
 	case "q":
 		return tea.Quit
 	case "esc":
+		m.status = ""
 		if m.filter != "" {
 			m.filter = ""
-			m.rebuild()
+			return m.relist()
 		}
-		m.status = ""
 	case "?", "h":
 		m.help = true
 	case "up", "k":
@@ -401,8 +538,18 @@ func (m *Model) followLogs() tea.Cmd {
 	m.logCancel = cancel
 	ch := make(chan tea.Msg, 64)
 	m.logCh, m.logDone = ch, ctx.Done()
-	d := m.d
+	d, crash := m.d, m.crash
 	go func() {
+		// A panic here is outside Bubble Tea's recovery: it would end the
+		// program with the terminal left raw. Hand it to Update instead.
+		defer func() {
+			if r := recover(); r != nil {
+				select {
+				case crash <- panicMsg{r, debug.Stack()}:
+				default: // another one is on its way already
+				}
+			}
+		}()
 		err := d.Logs(ctx, client.LogQuery{Target: app, Instance: -1, Lines: 20, Follow: true}, func(l api.LogLine) error {
 			select {
 			case ch <- logMsg{gen, l}:
@@ -419,15 +566,18 @@ func (m *Model) followLogs() tea.Cmd {
 	return m.nextLog()
 }
 
-// nextLog waits for the next line of the stream being followed.
+// nextLog waits for the next line of the stream being followed (or a
+// panic of a follower, which Run also waits for).
 func (m *Model) nextLog() tea.Cmd {
-	ch, done := m.logCh, m.logDone
+	ch, done, crash := m.logCh, m.logDone, m.crash
 	if ch == nil {
 		return nil
 	}
 	return func() tea.Msg {
 		select {
 		case msg := <-ch:
+			return msg
+		case msg := <-crash:
 			return msg
 		case <-done:
 			return nil

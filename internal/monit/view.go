@@ -133,6 +133,10 @@ func (m *Model) header() string {
 	if !m.connected && m.polled {
 		b.WriteString("  " + m.st.err.Render("disconnected, retrying"))
 	}
+	if m.connected && m.version != "" && m.version != api.Version() {
+		// Not a warning on stderr: it would land on the screen.
+		b.WriteString("  " + m.st.warn.Render("daemon is tend "+m.version+", not "+api.Version()+" (tend update)"))
+	}
 	if hst.Cores > 0 {
 		used := hst.MemTotal - hst.MemAvailable
 		fmt.Fprintf(&b, "  host cpu %3.0f%% %s  mem %s/%s", hst.CPU, bar(hst.CPU/100, 8), gib(used), gib(hst.MemTotal))
@@ -327,7 +331,7 @@ func (m *Model) detail(n int) []string {
 		facts = append(facts, "limit "+humanBytes(uint64(r.app.MaxMemory)))
 	}
 	out := []string{m.st.bold.Render("── "+title+" ") + strings.Join(facts, " · ")}
-	hist := m.history[slot]
+	hist := m.history[histKey{r.app.Name, slot}]
 	gw := max(w-16, 4)
 	cpuVals := make([]float64, len(hist.CPU))
 	for i, v := range hist.CPU {
@@ -401,7 +405,12 @@ func maxOf(v []float64) float64 {
 	return m
 }
 
-var sparks = []rune("▁▂▃▄▅▆▇█")
+// The sparkline's eight levels are the consecutive runes ▁ (U+2581) to
+// █ (U+2588).
+const (
+	sparkLow    = '▁'
+	sparkLevels = 8
+)
 
 // sparkline draws the last width values scaled to top, one cell each.
 func sparkline(vals []float64, width int, top float64) string {
@@ -412,9 +421,9 @@ func sparkline(vals []float64, width int, top float64) string {
 	for _, v := range vals {
 		i := 0
 		if top > 0 {
-			i = int(v / top * float64(len(sparks)-1))
+			i = int(v / top * (sparkLevels - 1))
 		}
-		b.WriteRune(sparks[min(max(i, 0), len(sparks)-1)])
+		b.WriteRune(sparkLow + rune(min(max(i, 0), sparkLevels-1)))
 	}
 	return b.String()
 }
