@@ -113,8 +113,8 @@ func TestMetrics(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, b
 	}
-	if code, _ := get(""); code != 401 {
-		t.Errorf("GET /metrics on TCP without the token: %d; want 401", code)
+	if code, b := get(""); code != 401 || strings.Contains(string(b), e.home) {
+		t.Errorf("GET /metrics on TCP without the token: %d %q; want 401, naming no path", code, b)
 	}
 	if code, _ := get("wrong"); code != 401 {
 		t.Errorf("GET /metrics on TCP with a wrong token: %d; want 401", code)
@@ -127,6 +127,60 @@ func TestMetrics(t *testing.T) {
 	if up, ok := value(parseMetrics(t, b), "tend_instance_up", "web"); !ok || up != 1 {
 		t.Errorf("tend_instance_up over TCP = %v, %v; want 1", up, ok)
 	}
+}
+
+// TestMetricsPortBusy: a metrics port someone else holds costs the
+// daemon its TCP listener, not its apps: the command that starts it
+// succeeds, the app keeps running under the same daemon through the next
+// commands, /metrics answers on the control socket, and daemon.log says
+// why. A METRIC= datagram that would meet one of tend's own families is
+// refused with a warning there.
+func TestMetricsPortBusy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	held, err := rawnet.Listen(rawnet.Addr{Host: "127.0.0.1"}, rawnet.ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	port, err := rawnet.LocalPort(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := []string{fmt.Sprintf("TEND_METRICS_ADDR=%d", port)}
+	if _, errs, code := e.runEnv(extra, "start", testproc.Command()[0], "--name", "web", "--",
+		"notify", "METRIC=memory_limit_bytes 5", "notify", "METRIC=queue 2", "sleep", "forever"); code != 0 {
+		t.Fatalf("start with the metrics port taken: exit %d: %s", code, errs)
+	}
+	first := e.waitStatus("web", api.StatusOnline).Instances[0].PID
+	daemon := e.daemonPID()
+	for range 2 {
+		if _, errs, code := e.runEnv(extra, "ls"); code != 0 {
+			t.Fatalf("ls with the metrics port taken: exit %d: %s", code, errs)
+		}
+	}
+	if pid := e.daemonPID(); pid != daemon || !alive(daemon) {
+		t.Errorf("the daemon changed from %d to %d (alive: %v); want the one daemon", daemon, pid, alive(daemon))
+	}
+	if pid := e.app("web").Instances[0].PID; pid != first {
+		t.Errorf("web's process changed from %d to %d; want it left running", first, pid)
+	}
+	cl := client.New(filepath.Join(e.home, "tend.sock"))
+	waitFor(t, "web's own metric on the control socket", func() bool {
+		b, err := cl.Metrics(context.Background())
+		if err != nil {
+			t.Fatalf("GET /metrics: %v", err)
+		}
+		q, _ := value(parseMetrics(t, b), "tend_app_queue", "web")
+		return q == 2
+	})
+	log := func() string { return readFile(t, filepath.Join(e.home, "daemon.log")) }
+	if l := log(); !strings.Contains(l, "no metrics listener") || !strings.Contains(l, "address already in use") {
+		t.Errorf("daemon.log does not say why there is no metrics listener:\n%s", l)
+	}
+	waitFor(t, "a warning about the refused METRIC=", func() bool {
+		return strings.Contains(log(), `level=WARN msg="notify: refused" app=web`)
+	})
 }
 
 // TestMonit drives `tend monit` headlessly against a real daemon: frames

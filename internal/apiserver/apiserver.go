@@ -178,6 +178,9 @@ func (s *server) act(w *uhttp.Response, r *uhttp.Request, action string) {
 	writeJSON(w, api.ActionResult{Apps: apps})
 }
 
+// maxNotify bounds the body of POST /v1/notify.
+const maxNotify = 4096
+
 // notify is NOTIFY_SOCKET for programs that cannot send a unix datagram
 // (Node.js): the body is an sd_notify message, the sender is the peer
 // process the kernel names.
@@ -187,9 +190,16 @@ func (s *server) notify(w *uhttp.Response, r *uhttp.Request) {
 		writeError(w, fmt.Errorf("cannot tell which process sent this: %w", api.ErrInvalid))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+	// One byte more than allowed tells a message that is too long from
+	// one that is just long enough: cut, its last line could still
+	// parse, as another value (METRIC=x 1234.5 cut to METRIC=x 12).
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxNotify+1))
 	if err != nil {
 		writeError(w, fmt.Errorf("read body: %w", api.ErrInvalid))
+		return
+	}
+	if len(body) > maxNotify {
+		writeStatus(w, 413, api.CodeInvalid, fmt.Sprintf("a notify message is at most %d bytes; send the lines in several", maxNotify))
 		return
 	}
 	if err := s.b.Notify(pid, string(body)); err != nil {

@@ -33,7 +33,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad host", file: "bus:\n  host: localhost\n", err: "give an IP address"},
 		{name: "bad port", file: "bus:\n  port: 70000\n", err: "out of range"},
 		{name: "metrics address", file: "metrics:\n  addr: 9464\n", want: Config{Metrics: MetricsConfig{Addr: "9464"}}},
-		{name: "bad metrics address", file: "metrics:\n  addr: /tmp/m.sock\n", err: "metrics: --metrics-addr"},
+		{name: "bad metrics address", file: "metrics:\n  addr: /tmp/m.sock\n", err: `metrics: metrics address "/tmp/m.sock": give a TCP address`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			home := t.TempDir()

@@ -139,6 +139,22 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	// The metrics listener is bound before any app starts too, but a
+	// failure (the port is taken) is not fatal: the daemon is started by
+	// whatever command runs first, so a fatal error would fail every
+	// command and keep every app down (after a reboot, say) for the sake
+	// of one scraper, whose figures the control socket still serves. The
+	// log says why, as for the bus.
+	var metricsLn *metricsListener
+	if o.MetricsAddr != "" {
+		l, lerr := listenMetrics(home, metricsAddr)
+		if lerr != nil {
+			log.Error("no metrics listener; running without it (/metrics is still served on the control socket)", "addr", metricsAddr.String(), "err", lerr)
+		} else {
+			metricsLn = l
+			defer metricsLn.Close()
+		}
+	}
 	if err := writePID(lock); err != nil {
 		log.Warn("write pid file", "err", err)
 	}
@@ -186,8 +202,20 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	sup = supervisor.New(deps)
 	if nl != nil {
+		// A refused METRIC= line is worth a warning, or its sender never
+		// learns why its numbers do not show; but one a minute per app,
+		// as a sender may repeat it many times a second.
+		warns := newRateLimit(time.Minute, clk.Now)
 		go nl.Serve(func(pid int, msg string) {
-			if err := sup.Notify(pid, msg); err != nil {
+			err := sup.Notify(pid, msg)
+			var me *supervisor.MetricError
+			switch {
+			case err == nil:
+			case errors.As(err, &me):
+				if ok, held := warns.allow(me.App); ok {
+					log.Warn("notify: refused", "app", me.App, "instance", me.Slot, "pid", pid, "err", err, "held_back", held)
+				}
+			default:
 				log.Debug("notify", "pid", pid, "err", err)
 			}
 		})
@@ -201,22 +229,18 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	d := &daemon{home: home, sup: sup, router: router, bus: bs, started: time.Now(), log: log, exit: cancel}
 	serveCtx, stopServing := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- apiserver.Serve(serveCtx, ln, apiserver.New(d, os.Getuid(), log), log) }()
-	go sup.RunSampler(ctx)
-	metricsDone := func() error { return nil }
-	if o.MetricsAddr != "" {
-		done, err := d.serveMetrics(serveCtx, metricsAddr, log)
-		if err != nil {
-			stopServing()
-			if err := <-served; err != nil {
-				log.Error("serve", "err", err)
-			}
-			_ = ln.Close()
-			sup.Shutdown(true)
-			return err
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := apiserver.Serve(serveCtx, ln, apiserver.New(d, os.Getuid(), log), log); err != nil {
+			// Said at once: nobody can reach the daemon any more.
+			log.Error("the control socket stopped accepting connections", "err", err)
 		}
-		metricsDone = done
+	}()
+	go sup.RunSampler(ctx)
+	metricsDone := func() {}
+	if metricsLn != nil {
+		metricsDone = d.serveMetrics(serveCtx, metricsLn, log, clk.Now)
 	}
 	say("ok")
 	log.Info("daemon ready", "socket", sockPath)
@@ -246,12 +270,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}
 	stopServing()
-	if err := <-served; err != nil {
-		log.Error("serve", "err", err)
-	}
-	if err := metricsDone(); err != nil {
-		log.Error("serve metrics", "err", err)
-	}
+	<-served
+	metricsDone()
 	sweep(log)
 	log.Info("daemon stopped")
 	return nil

@@ -9,17 +9,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tend-pm/tend/internal/api"
 	"github.com/tend-pm/tend/internal/promtext"
 	"github.com/tend-pm/tend/internal/rawnet"
 	"github.com/tend-pm/tend/internal/state"
+	"github.com/tend-pm/tend/internal/supervisor"
 	"github.com/tend-pm/tend/internal/uhttp"
 )
 
@@ -32,8 +35,23 @@ const TokenFile = "metrics.token"
 // Prometheus' own parser.
 func (d *daemon) Metrics() []byte {
 	m, _ := d.sup.Monitor("", 0)
-	st := d.sup.SamplerStats()
-	var w promtext.Writer
+	return exposition(m, d.sup.SamplerStats(), d.started)
+}
+
+// familyWriter is a promtext.Writer that remembers the families written.
+type familyWriter struct {
+	promtext.Writer
+	written map[string]bool
+}
+
+func (w *familyWriter) Family(name, typ, help string) {
+	w.written[name] = true
+	w.Writer.Family(name, typ, help)
+}
+
+// exposition writes m, the sampler's figures st and the daemon's start.
+func exposition(m api.Monitor, st supervisor.SamplerStats, started time.Time) []byte {
+	w := familyWriter{written: map[string]bool{}}
 	type inst struct {
 		a  *api.AppInfo
 		in *api.InstanceInfo
@@ -125,8 +143,6 @@ func (d *daemon) Metrics() []byte {
 			}
 		}
 	}
-	appMetrics(&w, reported(m.Apps))
-
 	w.Family("tend_host_cpu_usage_ratio", promtext.Gauge, "Share of all the machine's CPUs in use over the last sample (0 to 1).")
 	w.Sample("tend_host_cpu_usage_ratio", m.Host.CPU/100)
 	w.Family("tend_host_cpus", promtext.Gauge, "CPUs of the machine.")
@@ -144,7 +160,9 @@ func (d *daemon) Metrics() []byte {
 	w.Family("tend_sampler_process_listings_total", promtext.Counter, "Listings of /proc (done only when a process was created since the last one).")
 	w.Sample("tend_sampler_process_listings_total", float64(st.Listings))
 	w.Family("tend_daemon_start_time_seconds", promtext.Gauge, "When the daemon started, in unix seconds.")
-	w.Sample("tend_daemon_start_time_seconds", float64(d.started.UnixMilli())/1000)
+	w.Sample("tend_daemon_start_time_seconds", float64(started.UnixMilli())/1000)
+	// Last, so that every family of tend's own is known.
+	appMetrics(&w, reported(m.Apps))
 	return []byte(w.String())
 }
 
@@ -168,30 +186,58 @@ func reported(apps []api.AppInfo) []appInst {
 	return out
 }
 
-// appMetrics writes the numbers instances reported, one family per name
-// as tend_app_<name>. A name reported with two types by different apps
-// keeps the type of the first app in id order; the others are left out,
-// as the format allows one type per family.
-func appMetrics(w *promtext.Writer, ms []appInst) {
-	slices.SortStableFunc(ms, func(x, y appInst) int { return cmp.Compare(x.m.Name, y.m.Name) })
-	for i := 0; i < len(ms); {
+// appMetrics writes the numbers instances reported, one family per
+// name served, tend_app_<name> (a counter's with _total). The
+// supervisor refuses what would be served under the name of another
+// metric of the same instance, or of a family tend writes itself
+// (supervisor.ReservedAppMetric); here a name that still meets one of
+// tend's families is left out, as is a second sample for the same
+// instance, since one such line makes Prometheus drop the whole scrape.
+// A name served with two types by different apps keeps the type of the
+// first app in id order; the others are left out, as the format allows
+// one type per family.
+func appMetrics(w *familyWriter, ms []appInst) {
+	type served struct {
+		name string
+		appInst
+	}
+	all := make([]served, len(ms))
+	for i, x := range ms {
+		all[i] = served{"tend_app_" + supervisor.ExposedMetricName(x.m.Name, x.m.Type), x}
+	}
+	slices.SortStableFunc(all, func(x, y served) int { return cmp.Compare(x.name, y.name) })
+	for i := 0; i < len(all); {
 		j := i
-		for j < len(ms) && ms[j].m.Name == ms[i].m.Name {
+		for j < len(all) && all[j].name == all[i].name {
 			j++
 		}
-		name := "tend_app_" + ms[i].m.Name
-		typ := ms[i].m.Type
-		help := "Reported by the app (METRIC=" + ms[i].m.Name + ")."
-		if typ == api.MetricCounter && !strings.HasSuffix(name, "_total") {
-			name += "_total"
+		name, typ := all[i].name, all[i].m.Type
+		group := all[i:j]
+		i = j
+		if w.written[name] {
+			continue
 		}
-		w.Family(name, typ, help)
-		for _, x := range ms[i:j] {
+		names := map[string]bool{}
+		for _, x := range group {
 			if x.m.Type == typ {
-				w.Sample(name, x.m.Value, "app", x.app, "instance", strconv.Itoa(x.slot))
+				names[x.m.Name] = true
 			}
 		}
-		i = j
+		help := "Reported by the app (METRIC=" + strings.Join(slices.Sorted(maps.Keys(names)), ", METRIC=") + ")."
+		w.Family(name, typ, help)
+		type key struct {
+			app  string
+			slot int
+		}
+		seen := map[key]bool{}
+		for _, x := range group {
+			k := key{x.app, x.slot}
+			if x.m.Type != typ || seen[k] {
+				continue
+			}
+			seen[k] = true
+			w.Sample(name, x.m.Value, "app", x.app, "instance", strconv.Itoa(x.slot))
+		}
 	}
 }
 
@@ -217,19 +263,22 @@ func metricsToken(home string) (string, error) {
 	return tok, nil
 }
 
-// ParseMetricsAddr reads the --metrics-addr value: "9464" (on
+// ParseMetricsAddr reads a metrics address (--metrics-addr,
+// TEND_METRICS_ADDR or metrics.addr in config.yaml): "9464" (on
 // 127.0.0.1), "127.0.0.1:9464", "[::1]:9464", or ":9464" for every
-// interface (then only the token keeps others out).
+// interface (then only the token keeps others out). Its errors name the
+// value, not where it came from, which the caller knows.
 func ParseMetricsAddr(s string) (rawnet.Addr, error) {
+	given := s
 	if _, err := strconv.Atoi(s); err == nil {
 		s = "127.0.0.1:" + s
 	}
 	a, err := rawnet.ParseAddr(s)
 	if err != nil {
-		return a, fmt.Errorf("--metrics-addr: %w: %w", err, api.ErrInvalid)
+		return a, fmt.Errorf("metrics address %q: %w: %w", given, err, api.ErrInvalid)
 	}
 	if a.Unix() {
-		return a, fmt.Errorf("--metrics-addr %q: give a TCP address (the control socket already serves /metrics): %w", s, api.ErrInvalid)
+		return a, fmt.Errorf("metrics address %q: give a TCP address (the control socket already serves /metrics): %w", given, api.ErrInvalid)
 	}
 	return a, nil
 }
@@ -240,10 +289,26 @@ type tcpListener struct{ f *os.File }
 func (l tcpListener) Accept() (*os.File, error) { return rawnet.AcceptPolled(l.f) }
 func (l tcpListener) Close() error              { return l.f.Close() }
 
-// serveMetrics serves GET /metrics on addr (TCP) until ctx ends, to
-// requests that carry the token: `Authorization: Bearer <token>`.
-func (d *daemon) serveMetrics(ctx context.Context, addr rawnet.Addr, log *slog.Logger) (func() error, error) {
-	tok, err := metricsToken(d.home)
+// The metrics listener's bounds. Anyone who can reach the port may open
+// connections before the token is checked, each holding a descriptor and
+// a goroutine until its request is read: at most metricsMaxConns at once
+// (a scraper needs one; more wait in the kernel's queue), each for at
+// most metricsHeaderTimeout (a scraper sends its request at once).
+const (
+	metricsMaxConns      = 16
+	metricsHeaderTimeout = 2 * time.Second
+)
+
+// metricsListener is the bound TCP listener of /metrics, with its token.
+type metricsListener struct {
+	f    *os.File
+	addr rawnet.Addr
+	tok  string
+}
+
+// listenMetrics binds addr and reads (or creates) the token.
+func listenMetrics(home string, addr rawnet.Addr) (*metricsListener, error) {
+	tok, err := metricsToken(home)
 	if err != nil {
 		return nil, err
 	}
@@ -251,13 +316,26 @@ func (d *daemon) serveMetrics(ctx context.Context, addr rawnet.Addr, log *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
+	return &metricsListener{f: f, addr: addr, tok: tok}, nil
+}
+
+// Close closes the socket (Serve closes it too when its ctx ends).
+func (l *metricsListener) Close() { _ = l.f.Close() }
+
+// unauthorized is the body of a 401. It is fixed: a client without the
+// token may be anyone who reaches the port, and learns no path from it.
+const unauthorized = "send the daemon's metrics token (the file metrics.token in its TEND_HOME) as Authorization: Bearer <token>\n"
+
+// metricsHandler serves GET /metrics from metrics to requests that carry
+// the token: `Authorization: Bearer <token>`.
+func metricsHandler(tok string, metrics func() []byte) uhttp.Handler {
 	want := []byte("Bearer " + tok)
-	h := func(w *uhttp.Response, r *uhttp.Request) {
+	return func(w *uhttp.Response, r *uhttp.Request) {
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tend"`)
 			w.WriteHeader(401)
-			_, _ = w.Write([]byte("send the token of " + filepath.Join(d.home, TokenFile) + " as Authorization: Bearer <token>\n"))
+			_, _ = w.Write([]byte(unauthorized))
 			return
 		}
 		if r.Method != "GET" || r.Path != api.PathMetrics {
@@ -266,12 +344,81 @@ func (d *daemon) serveMetrics(ctx context.Context, addr rawnet.Addr, log *slog.L
 			return
 		}
 		w.Header().Set("Content-Type", promtext.ContentType)
-		_, _ = w.Write(d.Metrics())
+		_, _ = w.Write(metrics())
 	}
-	srv := &uhttp.Server{Handler: h, MaxBody: 1 << 10, HeaderTimeout: 10 * time.Second,
-		OnError: func(err error) { log.Debug("metrics: bad request", "err", err) }}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, tcpListener{f}) }()
-	log.Info("metrics listener", "addr", addr.String(), "token", filepath.Join(d.home, TokenFile))
-	return func() error { return <-done }, nil
+}
+
+// metricsServer is the uhttp server of the metrics listener.
+func metricsServer(h uhttp.Handler, log *slog.Logger, now func() time.Time) *uhttp.Server {
+	warns := newRateLimit(time.Minute, now)
+	return &uhttp.Server{Handler: h, MaxBody: 1 << 10, HeaderTimeout: metricsHeaderTimeout, MaxConns: metricsMaxConns,
+		OnError: func(err error) { log.Debug("metrics: bad request", "err", err) },
+		OnAcceptError: func(err error, retry time.Duration) {
+			if ok, held := warns.allow("accept"); ok {
+				log.Warn("metrics listener: cannot accept; retrying", "err", err, "retry", retry, "held_back", held)
+			}
+		}}
+}
+
+// serveMetrics serves /metrics on l until ctx ends, and returns a
+// function that waits for the end. If the listener fails for good, that
+// is logged at once: the daemon goes on without it.
+func (d *daemon) serveMetrics(ctx context.Context, l *metricsListener, log *slog.Logger, now func() time.Time) (wait func()) {
+	srv := metricsServer(metricsHandler(l.tok, d.Metrics), log, now)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ctx, tcpListener{l.f}); err != nil {
+			log.Error("metrics listener stopped; /metrics is still served on the control socket", "addr", l.addr.String(), "err", err)
+		}
+	}()
+	log.Info("metrics listener", "addr", l.addr.String(), "token", filepath.Join(d.home, TokenFile))
+	return func() { <-done }
+}
+
+// rateLimit lets through one event a period per key, and counts the
+// ones it held back in between: for warnings that a sender can repeat
+// as often as it likes.
+type rateLimit struct {
+	every time.Duration
+	now   func() time.Time
+
+	mu   sync.Mutex
+	keys map[string]*rateEntry
+}
+
+type rateEntry struct {
+	last time.Time
+	held int
+}
+
+func newRateLimit(every time.Duration, now func() time.Time) *rateLimit {
+	return &rateLimit{every: every, now: now, keys: map[string]*rateEntry{}}
+}
+
+// allow reports whether an event for key may go out now, and how many
+// were held back since the last one that did.
+func (r *rateLimit) allow(key string) (ok bool, held int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	e := r.keys[key]
+	if e != nil && now.Sub(e.last) < r.every {
+		e.held++
+		return false, 0
+	}
+	if e == nil {
+		if len(r.keys) >= 1024 { // keys of deleted apps, pids: forget the quiet ones
+			for k, x := range r.keys {
+				if now.Sub(x.last) >= r.every {
+					delete(r.keys, k)
+				}
+			}
+		}
+		e = &rateEntry{}
+		r.keys[key] = e
+	}
+	held = e.held
+	e.last, e.held = now, 0
+	return true, held
 }

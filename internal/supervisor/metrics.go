@@ -32,8 +32,52 @@ type appMetric struct {
 	value float64
 }
 
+// MetricError is a METRIC= line the supervisor refused, with the
+// instance that sent it, so the daemon can tell the app's owner (rate
+// limited) why its numbers do not show. It wraps api.ErrInvalid.
+type MetricError struct {
+	App  string
+	Slot int
+	err  error
+}
+
+func (e *MetricError) Error() string { return e.err.Error() }
+func (e *MetricError) Unwrap() error { return e.err }
+
+// ExposedMetricName is the name an app metric has on /metrics after
+// tend's prefix tend_app_: a counter's gets _total if it lacks it.
+func ExposedMetricName(name, typ string) string {
+	if typ == api.MetricCounter && !strings.HasSuffix(name, "_total") {
+		return name + "_total"
+	}
+	return name
+}
+
+// ReservedAppMetric reports whether tend_app_<exposed> is one of tend's
+// own families on /metrics, which an app may not report: Prometheus
+// refuses a scrape that holds a family twice. Keep it in step with the
+// daemon's Metrics (a test there checks it).
+func ReservedAppMetric(exposed string) bool {
+	switch exposed {
+	case "memory_limit_bytes":
+		return true
+	}
+	return false
+}
+
 // metricLocked applies one METRIC= value to in.
 func (in *instance) metricLocked(v string) error {
+	if err := in.applyMetricLocked(v); err != nil {
+		me := &MetricError{Slot: in.slot, err: err}
+		if in.app != nil {
+			me.App = in.app.spec.Name
+		}
+		return me
+	}
+	return nil
+}
+
+func (in *instance) applyMetricLocked(v string) error {
 	f := strings.Fields(v)
 	if len(f) < 2 || len(f) > 3 {
 		return fmt.Errorf("METRIC=%s: want METRIC=<name> <value> [gauge|counter]: %w", v, api.ErrInvalid)
@@ -59,8 +103,8 @@ func (in *instance) metricLocked(v string) error {
 	m := in.metrics[name]
 	switch {
 	case m == nil:
-		if len(in.metrics) >= maxMetrics {
-			return fmt.Errorf("METRIC=%s: an instance may report at most %d metrics: %w", v, maxMetrics, api.ErrInvalid)
+		if err := in.newMetricLocked(v, name, typ); err != nil {
+			return err
 		}
 		if in.metrics == nil {
 			in.metrics = map[string]*appMetric{}
@@ -72,6 +116,32 @@ func (in *instance) metricLocked(v string) error {
 		m.value += val
 	default:
 		m.value = val
+	}
+	return nil
+}
+
+// newMetricLocked checks that in may add the metric name of type typ:
+// within bounds, and served under a name of its own on /metrics.
+func (in *instance) newMetricLocked(v, name, typ string) error {
+	if len(in.metrics) >= maxMetrics {
+		return fmt.Errorf("METRIC=%s: an instance may report at most %d metrics: %w", v, maxMetrics, api.ErrInvalid)
+	}
+	exposed := ExposedMetricName(name, typ)
+	if ReservedAppMetric(exposed) {
+		return fmt.Errorf("METRIC=%s: tend_app_%s is one of tend's own metrics; give yours another name: %w", v, exposed, api.ErrInvalid)
+	}
+	// A counter X is served as X_total: X and X_total cannot both be
+	// reported, whichever came first.
+	other := ""
+	if base, ok := strings.CutSuffix(name, "_total"); ok {
+		if m := in.metrics[base]; m != nil && m.typ == api.MetricCounter {
+			other = base + " (a counter)"
+		}
+	} else if typ == api.MetricCounter && in.metrics[exposed] != nil {
+		other = exposed
+	}
+	if other != "" {
+		return fmt.Errorf("METRIC=%s: this %s would be served as tend_app_%s, as %s already is; report only one of them: %w", v, typ, exposed, other, api.ErrInvalid)
 	}
 	return nil
 }

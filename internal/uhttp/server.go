@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -121,27 +122,101 @@ type Server struct {
 	HeaderTimeout time.Duration
 	// OnError, if set, hears about requests that could not be read.
 	OnError func(error)
+	// MaxConns, if above 0, bounds the connections served at once: while
+	// that many are open, Serve accepts no more, and new ones wait in the
+	// kernel's accept queue. Each connection holds a descriptor and a
+	// goroutine until its request is read, for up to HeaderTimeout.
+	MaxConns int
+	// OnAcceptError, if set, hears about each failed accept that Serve
+	// retries after the delay retry (see Serve).
+	OnAcceptError func(err error, retry time.Duration)
+}
+
+// acceptRetry tells which accept errors Serve retries. Out of
+// descriptors or memory (later), it waits, 5 ms at first and twice as
+// long each time up to a second (as net/http does), so that a process at
+// its RLIMIT_NOFILE neither spins nor stops serving for good; the others
+// (now) are a connection that failed before it was accepted.
+func acceptRetry(err error) (later, now bool) {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false, false
+	}
+	switch errno {
+	case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
+		return true, false
+	case syscall.ECONNABORTED, syscall.EINTR, syscall.EPROTO:
+		return false, true
+	}
+	return false, false
 }
 
 // Serve accepts connections until ctx is done, then closes ln, ends the
 // requests in progress (their contexts are cancelled: log streams stop) and
-// waits for them, at most a few seconds.
+// waits for them, at most a few seconds. Out of descriptors (EMFILE,
+// ENFILE) or memory (ENOBUFS, ENOMEM), it waits and accepts again; any
+// other accept error ends it: it closes ln, so that clients are refused
+// rather than left waiting on a socket nobody accepts on, and returns the
+// error.
 func (s *Server) Serve(ctx context.Context, ln Listener) error {
 	var wg sync.WaitGroup
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stop()
+	var slots chan struct{}
+	if s.MaxConns > 0 {
+		slots = make(chan struct{}, s.MaxConns)
+	}
+	var delay time.Duration
+	var err error
 	for {
-		c, err := ln.Accept()
-		if err != nil {
+		if slots != nil {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+			}
 			if ctx.Err() != nil {
 				break
 			}
-			if errors.Is(err, os.ErrClosed) {
+		}
+		var c *os.File
+		c, err = ln.Accept()
+		if err != nil {
+			if slots != nil {
+				<-slots
+			}
+			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+				err = nil
 				break
 			}
-			return err
+			later, now := acceptRetry(err)
+			if now {
+				continue
+			}
+			if !later {
+				break
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			if s.OnAcceptError != nil {
+				s.OnAcceptError(err, delay)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			continue
 		}
-		wg.Go(func() { s.serveConn(ctx, c) })
+		delay = 0
+		wg.Go(func() {
+			if slots != nil {
+				defer func() { <-slots }()
+			}
+			s.serveConn(ctx, c)
+		})
+	}
+	if err != nil {
+		_ = ln.Close()
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -149,7 +224,7 @@ func (s *Server) Serve(ctx context.Context, ln Listener) error {
 	case <-done:
 	case <-time.After(3 * time.Second):
 	}
-	return nil
+	return err
 }
 
 func (s *Server) serveConn(ctx context.Context, c *os.File) {
