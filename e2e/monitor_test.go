@@ -269,13 +269,16 @@ func readFile(t *testing.T, path string) string {
 
 // TestMemoryLimitReload: an app with a port that goes over
 // max_memory_restart is reloaded slot by slot, so clients see no failure
-// however often it happens.
+// however often it happens. (Its processes are over the limit from their
+// start: with min_uptime 0 none of them counts as too young to reload,
+// which would hand it to the restart policy.)
 func TestMemoryLimitReload(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	port := freePort(t)
 	app := serveApp("fat", "fds", port, map[string]any{
 		"args": []string{"hold", "200", "serve", "fds"}, "instances": 1, "max_memory_restart": "150M", "balance": "reuseport",
+		"min_uptime": "0s",
 	})
 	if _, errs, code := e.runEnv([]string{"TEND_SAMPLE_INTERVAL=250ms"}, "start", e.writeConfig("tend.json", app)); code != 0 {
 		t.Fatalf("start: %s", errs)

@@ -11,6 +11,7 @@ package notify
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"syscall"
 
@@ -23,11 +24,19 @@ const Name = "notify.sock"
 // Handler receives one message from process pid.
 type Handler func(pid int, msg string)
 
+// MaxMessage is the largest message taken, as systemd's (PIPE_BUF). A
+// longer datagram is dropped whole, with a line in the log: cut short, its
+// last line could say something else than what was sent.
+const MaxMessage = 4096
+
 // Listener is the notify socket.
 type Listener struct {
 	f    *os.File
 	path string
 	uid  int
+	// Log hears of the messages dropped (nil: slog.Default()). Set it
+	// before Serve.
+	Log *slog.Logger
 }
 
 // Listen creates the socket at path (replacing a stale file) and accepts
@@ -78,13 +87,19 @@ func (l *Listener) Serve(h Handler) {
 	if err != nil {
 		return
 	}
-	buf := make([]byte, 4096)
+	log := l.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	buf := make([]byte, MaxMessage)
 	oob := make([]byte, unix.CmsgSpace(64))
 	for {
-		var n, oobn int
+		var n, oobn, flags int
 		var rerr error
 		err := raw.Read(func(fd uintptr) bool {
-			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, recvFlags)
+			// MSG_TRUNC: n is the datagram's whole length, even when
+			// longer than buf.
+			n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, recvFlags|unix.MSG_TRUNC)
 			return !errors.Is(rerr, unix.EAGAIN)
 		})
 		if err != nil {
@@ -95,6 +110,10 @@ func (l *Listener) Serve(h Handler) {
 		}
 		pid, uid, ok := sender(oob[:oobn])
 		if !ok || (uid != l.uid && uid != 0) {
+			continue
+		}
+		if flags&unix.MSG_TRUNC != 0 || n > len(buf) {
+			log.Warn("notify: message dropped: longer than the most a message may be", "pid", pid, "bytes", n, "max", len(buf))
 			continue
 		}
 		h(pid, string(buf[:n]))

@@ -78,6 +78,12 @@ func ParseStat(pid int, b []byte) (Stat, error) {
 	}, nil
 }
 
+// SinceBoot is when the process started, as time since boot (the clock
+// of /proc/uptime).
+func (s Stat) SinceBoot() time.Duration {
+	return time.Duration(s.StartTicks) * (time.Second / ticksPerSecond)
+}
+
 // atou reads a decimal number; a negative one (-1 for "none") reads as 0.
 func atou(b []byte) uint64 {
 	var n uint64

@@ -3,6 +3,7 @@ package procfs
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 func TestParseStat(t *testing.T) {
@@ -47,5 +48,40 @@ func TestSelf(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("Tree(parent) = %v; does not hold this process %d", tree, os.Getpid())
+	}
+}
+
+// TestCPUTimes: guest and guest_nice (the 9th and 10th fields) are
+// already in user and nice, and are not counted twice.
+func TestCPUTimes(t *testing.T) {
+	total, idle := CPUTimes([]byte("cpu  100 10 50 800 40 5 5 0 70 7\ncpu0 1 2 3 4\n"))
+	if total != 1010 || idle != 840 {
+		t.Errorf("CPUTimes = %d, %d; want 1010 (guest time not added again), 840", total, idle)
+	}
+	if total, idle := CPUTimes([]byte("cpu  1 2 3 4 5\n")); total != 15 || idle != 9 {
+		t.Errorf("CPUTimes of an old kernel's five fields = %d, %d; want 15, 9", total, idle)
+	}
+}
+
+// TestUptime: /proc/uptime and a process's start time are on one clock,
+// so the age of this process reads as a short, positive time.
+func TestUptime(t *testing.T) {
+	if d, ok := Uptime([]byte("350735.47 234388.90\n")); !ok || d != 350735*time.Second+470*time.Millisecond {
+		t.Errorf("Uptime = %v, %v; want 350735.47s", d, ok)
+	}
+	if _, ok := Uptime([]byte("x 1\n")); ok {
+		t.Error("Uptime(garbage) ok; want not")
+	}
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, ok := Uptime(b)
+	st, err := ReadStat(os.Getpid())
+	if !ok || err != nil {
+		t.Fatalf("uptime %q, %v; stat %v", b, ok, err)
+	}
+	if age := up - st.SinceBoot(); age < 0 || age > time.Hour {
+		t.Errorf("age of this process = %v (uptime %v, started %v after boot); want a short positive time", age, up, st.SinceBoot())
 	}
 }

@@ -2,6 +2,8 @@
 
 package procfs
 
+import "time"
+
 // ReadStat is not available without /proc.
 func ReadStat(pid int) (Stat, error) { return Stat{}, ErrUnsupported }
 
@@ -53,3 +55,9 @@ func CountFDs(pid int) (int, error) { return 0, ErrUnsupported }
 
 // PIDs is not available without /proc.
 func PIDs() ([]int, error) { return nil, ErrUnsupported }
+
+// Uptime is not available without /proc.
+func Uptime(b []byte) (time.Duration, bool) { return 0, false }
+
+// SinceBoot is not available without /proc.
+func (s Stat) SinceBoot() time.Duration { return 0 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
+	"time"
 )
 
 // StatFile is /proc/<pid>/stat kept open, so each read is one pread
@@ -83,14 +85,17 @@ func LastPID(loadavg []byte) int {
 }
 
 // CPUTimes reads the first line of /proc/stat: the jiffies every CPU
-// spent, in total and idle (idle plus iowait).
+// spent, in total and idle (idle plus iowait). The total is the sum of the
+// first eight fields (user, nice, system, idle, iowait, irq, softirq,
+// steal): the two after them, guest and guest_nice, are already counted in
+// user and nice.
 func CPUTimes(stat []byte) (total, idle uint64) {
 	line, _, _ := bytes.Cut(stat, []byte("\n"))
 	fields := bytes.Fields(line)
 	if len(fields) < 5 || string(fields[0]) != "cpu" {
 		return 0, 0
 	}
-	for i, f := range fields[1:] {
+	for i, f := range fields[1:min(len(fields), 9)] {
 		v := atou(f)
 		total += v
 		if i == 3 || i == 4 {
@@ -98,6 +103,18 @@ func CPUTimes(stat []byte) (total, idle uint64) {
 		}
 	}
 	return total, idle
+}
+
+// Uptime reads /proc/uptime: the time since boot (its first field, in
+// seconds with two decimals), on the clock process start times count on
+// (Stat.SinceBoot).
+func Uptime(b []byte) (time.Duration, bool) {
+	f, _, _ := bytes.Cut(bytes.TrimSpace(b), []byte(" "))
+	secs, err := strconv.ParseFloat(string(f), 64)
+	if err != nil || secs < 0 {
+		return 0, false
+	}
+	return time.Duration(math.Round(secs*ticksPerSecond)) * (time.Second / ticksPerSecond), true
 }
 
 // MemInfo reads MemTotal and MemAvailable from /proc/meminfo, in bytes.

@@ -3,6 +3,8 @@ package sample
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,5 +95,195 @@ func TestQuiet(t *testing.T) {
 		if got := quiet(base, c.cur); got != c.want {
 			t.Errorf("%s: quiet = %v; want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// startShell starts /bin/sh running script with fifo as $0 and returns
+// its pid; the shell is killed when the test ends.
+func startShell(t *testing.T, script, fifo string) int {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", script, fifo)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+// newFIFO returns the path of a new named pipe: a shell that reads it
+// blocks, using no CPU at all, until the test writes a line.
+func newFIFO(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "go")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// release writes a line to fifo, which a reader waits on.
+func release(t *testing.T, fifo string) {
+	t.Helper()
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("go\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCPUAfterSkippedReads: a quiet process, left unread for maxSkip
+// passes, that starts spinning meanwhile reads at its average over those
+// passes (at most one core), not with all their CPU in the one pass that
+// reads it (800% here).
+func TestCPUAfterSkippedReads(t *testing.T) {
+	t.Parallel()
+	fifo := newFIFO(t)
+	pid := startShell(t, `read x < "$0"; while :; do :; done`, fifo)
+	tr := NewTrees(os.Getpid(), nil)
+	defer tr.Close()
+	roots := []Root{{Key: 1, PID: pid}}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		tr.Measure(roots, Options{})
+		if m := tr.trees[1].members[pid]; m != nil && m.read && m.skip == maxSkip {
+			break // just read, quiet: the next maxSkip passes leave it be
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the waiting shell was never left unread for maxSkip passes")
+		}
+		<-tick.C
+	}
+	release(t, fifo)
+	var read []float64 // the figures of the passes that read it
+	for len(read) < 3 {
+		<-tick.C
+		before := tr.trees[1].members[pid].readAt
+		u := tr.Measure(roots, Options{})[1]
+		if tr.trees[1].members[pid].readAt != before {
+			read = append(read, u.CPUPercent)
+		}
+	}
+	if read[0] > 150 || read[0] < 10 {
+		t.Errorf("CPU %% of the first read after %d skipped passes = %.0f; want its average over them, at most one core", maxSkip, read[0])
+	}
+	for _, pct := range read[1:] {
+		if pct > 150 {
+			t.Errorf("CPU %% of a busy shell = %.0f (reads %v); want at most one core", pct, read)
+		}
+	}
+}
+
+// TestCPUFirstRead: a process read for the first time counts its CPU
+// over its age: a shell that has spun for a while reads about one core.
+func TestCPUFirstRead(t *testing.T) {
+	t.Parallel()
+	pid := startShell(t, `while :; do :; done`, "")
+	waitStat(t, "the shell to use 300 ms of CPU", pid, func(st procfs.Stat) bool { return st.CPU >= 300*time.Millisecond })
+	tr := NewTrees(os.Getpid(), nil)
+	defer tr.Close()
+	if u := tr.Measure([]Root{{Key: 1, PID: pid}}, Options{})[1]; u.CPUPercent < 10 || u.CPUPercent > 150 {
+		t.Errorf("first read of a busy shell: CPU %.0f%% (%v); want about one core", u.CPUPercent, u.CPU)
+	}
+}
+
+func waitStat(t *testing.T, what string, pid int, cond func(procfs.Stat) bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := procfs.ReadStat(pid)
+		if err == nil && cond(st) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %+v, %v", what, st, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestEagerInPlace: a tree whose Eager changes (a memory limit set, a
+// watcher come or gone) is the same tree, so its CPU counter, which holds
+// what exited children used, does not go back.
+func TestEagerInPlace(t *testing.T) {
+	t.Parallel()
+	pid := startShell(t, `(while :; do :; done) & wait; exec sleep 600`, "")
+	tr := NewTrees(os.Getpid(), nil)
+	defer tr.Close()
+	roots := []Root{{Key: 1, PID: pid, PGID: pid}}
+	var u Usage
+	deadline := time.Now().Add(20 * time.Second)
+	for u = tr.Measure(roots, Options{Eager: true})[1]; u.Procs < 2 || u.CPU < 200*time.Millisecond; u = tr.Measure(roots, Options{Eager: true})[1] {
+		if time.Now().After(deadline) {
+			t.Fatalf("usage = %+v; want the shell and its busy child, 200 ms of CPU", u)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for child := range tr.trees[1].members {
+		if child != pid {
+			_ = syscall.Kill(child, syscall.SIGKILL)
+		}
+	}
+	for u.Procs != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("usage = %+v; want the shell alone once its child is killed", u)
+		}
+		time.Sleep(20 * time.Millisecond)
+		u = tr.Measure(roots, Options{Eager: true})[1]
+	}
+	before := tr.trees[1]
+	roots[0].Eager = true
+	after := tr.Measure(roots, Options{})[1]
+	if tr.trees[1] != before || after.CPU < u.CPU {
+		t.Errorf("after Eager changed: CPU %v (was %v), same tree %v; want the same tree, its CPU going on", after.CPU, u.CPU, tr.trees[1] == before)
+	}
+}
+
+// TestReusedPID: a pid seen before that names another process once the
+// kernel's last pid wrapped around is read again and placed in its tree;
+// a member that is gone gives its place to the process that now has its
+// pid; a Trees that followed nothing for a while forgets what it saw.
+func TestReusedPID(t *testing.T) {
+	t.Parallel()
+	pid := startShell(t, `sleep 600 & wait`, "")
+	tr := NewTrees(os.Getpid(), nil)
+	defer tr.Close()
+	roots := []Root{{Key: 1, PID: pid, PGID: pid}}
+	child := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for child == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the shell's child was never found")
+		}
+		tr.Measure(roots, Options{Eager: true})
+		for p := range tr.trees[1].members {
+			if p != pid {
+				child = p
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	real := tr.seen[child]
+	stale := proc{ppid: 1, pgrp: 1, start: real.start - 1}
+
+	// The last listing saw child's pid as an older process, and the tree
+	// followed that one; since then the pids wrapped around.
+	tr.seen[child] = stale
+	tr.trees[1].members[child].start = stale.start
+	tr.lastPID = 1 << 30
+	if u := tr.Measure(roots, Options{Eager: true})[1]; u.Procs != 2 || tr.trees[1].members[child] == nil || tr.trees[1].members[child].start != real.start {
+		t.Errorf("after the pids wrapped: %d processes; want the shell and its child, read again", u.Procs)
+	}
+
+	// No tree for a while, then one again: what was seen before is read
+	// again.
+	tr.Measure(nil, Options{})
+	tr.seen[child] = stale
+	if u := tr.Measure(roots, Options{Eager: true})[1]; u.Procs != 2 {
+		t.Errorf("a tree after none: %d processes; want the shell and its child", u.Procs)
 	}
 }

@@ -15,7 +15,10 @@
 //   - the process table is not walked every pass. /proc/loadavg names the
 //     last pid the kernel handed out; while it does not change, no process
 //     was created anywhere, so no tree can have grown. When it changes,
-//     /proc is listed and only the pids not seen before are read.
+//     /proc is listed and only the pids not seen before are read. The
+//     kernel hands pids out in a cycle, so a pid seen before can name a new
+//     process only once the last pid has wrapped around: then every pid is
+//     read again.
 package sample
 
 import (
@@ -49,10 +52,18 @@ type Usage struct {
 	// CPU is the CPU time the tree used since the root started, counted by
 	// adding each member's increase from pass to pass: it never goes back
 	// when a child exits, as the sum of the live members' times would.
-	CPU     time.Duration
-	RSS     uint64
-	Threads int
-	Procs   int
+	CPU time.Duration
+	// CPUPercent is the CPU the tree uses, in per cent of one core: the sum,
+	// over the members read this pass, of each one's increase divided by
+	// its own interval since its previous read (since it started, for its
+	// first). A quiet member left unread for a few passes that turned busy
+	// meanwhile thus counts at its average over those passes, not with all
+	// of them in one. Members not read this pass were quiet at their last
+	// read and count for nothing.
+	CPUPercent float64
+	RSS        uint64
+	Threads    int
+	Procs      int
 	// FDs counts the open descriptors of the tree's processes.
 	FDs int
 }
@@ -67,6 +78,9 @@ type Trees struct {
 	self    int
 	owner   Owner
 	loadavg *procfs.File
+	// uptime is /proc/uptime, read on a pass that reads a process for the
+	// first time (its CPU since it started counts over its age).
+	uptime  *procfs.File
 	lastPID int
 	// seen holds every pid of the last listing of /proc, with what tells
 	// which tree a process belongs to.
@@ -93,12 +107,13 @@ type tree struct {
 }
 
 type member struct {
-	f     *procfs.StatFile
-	start uint64
-	last  procfs.Stat
-	read  bool // last holds a read
-	quiet int  // reads in a row that found nothing changed
-	skip  int  // passes to leave it unread
+	f      *procfs.StatFile
+	start  uint64
+	last   procfs.Stat
+	read   bool      // last holds a read
+	readAt time.Time // when last was read
+	quiet  int       // reads in a row that found nothing changed
+	skip   int       // passes to leave it unread
 }
 
 // NewTrees returns a Trees for the daemon self; owner may be nil.
@@ -106,6 +121,9 @@ func NewTrees(self int, owner Owner) *Trees {
 	t := &Trees{self: self, owner: owner, seen: map[int]proc{}, trees: map[uint64]*tree{}, buf: make([]byte, 1024)}
 	if f, err := procfs.OpenFile("/proc/loadavg", 128); err == nil {
 		t.loadavg = f
+	}
+	if f, err := procfs.OpenFile("/proc/uptime", 128); err == nil {
+		t.uptime = f
 	}
 	return t
 }
@@ -116,8 +134,11 @@ func (t *Trees) Close() {
 		tr.close()
 		delete(t.trees, k)
 	}
-	if t.loadavg != nil {
-		t.loadavg.Close()
+	for _, f := range []**procfs.File{&t.loadavg, &t.uptime} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
 	}
 }
 
@@ -147,9 +168,17 @@ type Options struct {
 func (t *Trees) Measure(roots []Root, o Options) map[uint64]Usage {
 	want := make(map[uint64]bool, len(roots))
 	added := false
+	if len(t.trees) == 0 && len(roots) > 0 {
+		// With no tree, nothing was listed: what seen holds may be old
+		// enough for its pids to name other processes now.
+		clear(t.seen)
+	}
 	for _, r := range roots {
 		want[r.Key] = true
-		if tr := t.trees[r.Key]; tr != nil && tr.root == r {
+		if tr := t.trees[r.Key]; tr != nil && tr.root.PID == r.PID && tr.root.Start == r.Start {
+			// The same process: what changes (Eager, the group) changes in
+			// place, so its CPU counter goes on.
+			tr.root.Eager, tr.root.PGID = r.Eager, r.PGID
 			continue
 		} else if tr != nil {
 			tr.close()
@@ -177,16 +206,45 @@ func (t *Trees) Measure(roots []Root, o Options) map[uint64]Usage {
 		}
 	}
 	out := make(map[uint64]Usage, len(t.trees))
+	p := pass{t: t, now: time.Now()}
 	for k, tr := range t.trees {
-		out[k] = tr.measure(t.buf, o)
+		out[k] = tr.measure(&p, o)
 	}
 	return out
 }
 
-// add starts following pid as a member; start 0 takes whatever runs.
+// pass is what the trees of one pass share.
+type pass struct {
+	t   *Trees
+	now time.Time
+	// up is the time since boot, read once a pass when needed.
+	up     time.Duration
+	upRead bool
+}
+
+// sinceBoot returns the time since boot now.
+func (p *pass) sinceBoot() (time.Duration, bool) {
+	if !p.upRead {
+		p.upRead = true
+		if f := p.t.uptime; f != nil {
+			if b, err := f.Read(); err == nil {
+				p.up, _ = procfs.Uptime(b)
+			}
+		}
+	}
+	return p.up, p.up > 0
+}
+
+// add starts following pid as a member; start 0 takes whatever runs. A
+// member of the same pid but another start time is a process that is gone
+// (its pid was handed out again): the new one takes its place.
 func (tr *tree) add(pid int, start uint64) {
-	if _, ok := tr.members[pid]; ok {
-		return
+	if m, ok := tr.members[pid]; ok {
+		if m.start == 0 || start == 0 || m.start == start {
+			return
+		}
+		m.f.Close()
+		delete(tr.members, pid)
 	}
 	f, err := procfs.OpenStat(pid)
 	if err != nil {
@@ -210,6 +268,11 @@ func (t *Trees) refresh(force bool) {
 	pids, err := procfs.PIDs()
 	if err != nil {
 		return
+	}
+	if last < t.lastPID {
+		// The last pid went back: the kernel wrapped around pid_max, and
+		// any pid seen before may name another process now. Read them all.
+		clear(t.seen)
 	}
 	t.lastPID = last
 	t.Listings++
@@ -269,10 +332,18 @@ func (t *Trees) classify(pids []int) {
 		placed = false
 		left := pids[:0]
 		for _, pid := range pids {
-			if byMember[pid] != nil {
-				continue
-			}
 			p := t.seen[pid]
+			if tr := byMember[pid]; tr != nil {
+				m := tr.members[pid]
+				if m == nil || m.start == 0 || m.start == p.start {
+					continue
+				}
+				// A member that is gone (not read since), whose pid the
+				// kernel gave to another process: that one is placed anew.
+				m.f.Close()
+				delete(tr.members, pid)
+				delete(byMember, pid)
+			}
 			tr := byGroup[p.pgrp]
 			if tr == nil {
 				tr = byMember[p.ppid]
@@ -295,7 +366,7 @@ func (t *Trees) classify(pids []int) {
 }
 
 // measure reads the members due for a read and sums them all up.
-func (tr *tree) measure(buf []byte, o Options) Usage {
+func (tr *tree) measure(p *pass, o Options) Usage {
 	var u Usage
 	withFDs := o.FDs || !tr.counted
 	tr.counted = true
@@ -306,7 +377,7 @@ func (tr *tree) measure(buf []byte, o Options) Usage {
 			m.skip--
 		} else {
 			var err error
-			st, err = m.f.Read(buf)
+			st, err = m.f.Read(p.t.buf)
 			if err != nil || (m.start != 0 && st.StartTicks != m.start) {
 				m.f.Close()
 				delete(tr.members, pid)
@@ -319,9 +390,21 @@ func (tr *tree) measure(buf []byte, o Options) Usage {
 			}
 			m.skip = min(1<<min(m.quiet, 8)-1, maxSkip)
 			if st.CPU > m.last.CPU {
-				tr.cpu += st.CPU - m.last.CPU
+				d := st.CPU - m.last.CPU
+				tr.cpu += d
+				// Over the member's own interval: since its last read
+				// (however many passes ago), or since it started.
+				var over time.Duration
+				if m.read {
+					over = p.now.Sub(m.readAt)
+				} else if up, ok := p.sinceBoot(); ok {
+					over = up - st.SinceBoot()
+				}
+				if over > 0 {
+					u.CPUPercent += float64(d) / float64(over) * 100
+				}
 			}
-			m.last, m.read = st, true
+			m.last, m.read, m.readAt = st, true, p.now
 		}
 		if st.Zombie() {
 			continue

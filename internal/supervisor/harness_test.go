@@ -104,6 +104,7 @@ func newHarnessWith(t *testing.T, mod func(*supervisor.Deps)) *harness {
 			select {
 			case <-done:
 				unregister(h.sup)
+				h.sup.CloseSampler()
 				return
 			case <-time.After(20 * time.Millisecond):
 				h.clk.Advance(time.Second)

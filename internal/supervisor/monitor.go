@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tend-pm/tend/internal/api"
@@ -37,28 +39,44 @@ const (
 )
 
 // LimitEvent tells that an instance went over its app's
-// max_memory_restart and what the daemon does about it. The same goes out
-// on the bus as a memory_limit event (api.EventMemoryLimit); Deps.OnLimit
-// hears it in-process.
+// max_memory_restart and what the daemon does about it, once it does it.
+// The same goes out on the bus as a memory_limit event
+// (api.EventMemoryLimit); Deps.OnLimit hears it in-process.
 type LimitEvent struct {
-	Time   time.Time
-	App    string
-	Slot   int
-	PID    int
-	RSS    uint64
-	Limit  uint64
-	Action string // "reload" (a new process first) or "restart"
+	Time  time.Time
+	App   string
+	Slot  int
+	PID   int
+	RSS   uint64
+	Limit uint64
+	// Action is "reload" (a new process first), "restart" (the stop
+	// sequence, then a new process, by the restart policy) or "stop" (the
+	// restart policy leaves it stopped: autorestart is off, or it ends
+	// errored after max_restarts).
+	Action string
 }
 
-// monitor is the sampler's state. mu serializes passes; what a pass
-// learns about instances is stored in them under Supervisor.mu.
+// Actions of a LimitEvent.
+const (
+	limitReload  = "reload"
+	limitRestart = "restart"
+	limitStop    = "stop"
+)
+
+// monitor is the sampler's state. mu serializes passes and guards trees,
+// host and closed; what a pass learns about instances is stored in them
+// under Supervisor.mu.
 type monitor struct {
-	mu      sync.Mutex
-	trees   *sample.Trees
-	host    *sample.Host
-	passes  int
-	lastDur time.Duration
-	busy    time.Duration // total time spent in passes
+	mu     sync.Mutex
+	trees  *sample.Trees
+	host   *sample.Host
+	closed bool // CloseSampler was called: no more passes
+	// The sampler's own figures, which SamplerStats reads without
+	// waiting for a pass to end.
+	passes   atomic.Int64
+	lastDur  atomic.Int64 // nanoseconds
+	busy     atomic.Int64 // total nanoseconds spent in passes
+	listings atomic.Int64
 	// hostLast is the host's usage at the last pass; guarded by
 	// Supervisor.mu like the instances' figures.
 	hostLast sample.HostUsage
@@ -83,23 +101,52 @@ func (s *Supervisor) sampleEvery() time.Duration {
 	return s.deps.SampleEvery
 }
 
-// RunSampler samples at the cadence until ctx is done.
+// RunSampler samples at the cadence until ctx is done or Shutdown begins;
+// then it releases what sampling holds open (CloseSampler).
 func (s *Supervisor) RunSampler(ctx context.Context) {
+	defer s.CloseSampler()
 	every := s.sampleEvery()
 	if every <= 0 {
 		return
 	}
+	clk := s.deps.Clock
 	for {
-		start := time.Now()
+		start := clk.Now()
 		s.Sample()
 		wait := make(chan struct{})
-		t := s.deps.Clock.AfterFunc(max(every-time.Since(start), every/10), func() { close(wait) })
+		t := clk.AfterFunc(max(every-clk.Now().Sub(start), every/10), func() { close(wait) })
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-s.shutdown:
+			t.Stop()
+			return
 		case <-wait:
 		}
+	}
+}
+
+// CloseSampler ends sampling: it waits for a pass under way, releases the
+// descriptors the sampler keeps open (each process's stat, /proc files),
+// and makes later calls of Sample do nothing. RunSampler calls it when it
+// returns; a caller that runs passes itself (Sample) calls it when done.
+func (s *Supervisor) CloseSampler() {
+	m := &s.mon
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closeLocked()
+}
+
+func (m *monitor) closeLocked() {
+	m.closed = true
+	if m.trees != nil {
+		m.trees.Close()
+		m.trees = nil
+	}
+	if m.host != nil {
+		m.host.Close()
+		m.host = nil
 	}
 }
 
@@ -111,10 +158,19 @@ type target struct {
 
 // Sample runs one pass of the sampler: it measures every running
 // instance and the host, records history, and acts on memory limits.
+// Once Shutdown has begun, or CloseSampler was called, it only makes sure
+// the sampler's descriptors are released.
 func (s *Supervisor) Sample() {
 	m := &s.mon
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if m.closed || closing {
+		m.closeLocked()
+		return
+	}
 	t0 := time.Now()
 	if m.trees == nil {
 		m.trees = sample.NewTrees(os.Getpid(), s.ownerOf)
@@ -138,8 +194,9 @@ func (s *Supervisor) Sample() {
 	// processes are read less often (see package sample), so an idle
 	// daemon stays idle.
 	watched := time.Since(m.watchedAt()) < watchedFor
-	withFDs := watched && m.passes%fdEvery == 0
+	withFDs := watched && m.passes.Load()%fdEvery == 0
 	usage := m.trees.Measure(roots, sample.Options{FDs: withFDs, Eager: watched, ListEvery: listEvery})
+	m.listings.Store(int64(m.trees.Listings))
 	host := m.host.Read()
 	now := time.Now()
 
@@ -163,21 +220,18 @@ func (s *Supervisor) Sample() {
 	for _, f := range actions {
 		go f()
 	}
-	m.passes++
-	m.lastDur = time.Since(t0)
-	m.busy += m.lastDur
+	m.passes.Add(1)
+	d := time.Since(t0)
+	m.lastDur.Store(int64(d))
+	m.busy.Add(int64(d))
 }
 
-// recordLocked stores what a pass measured of in's tree.
+// recordLocked stores what a pass measured of in's tree. The CPU share is
+// the tree's own (sample.Usage.CPUPercent): each process's increase over
+// its own interval since it was last read, so a process read after a few
+// skipped passes does not show their CPU as one pass's.
 func (in *instance) recordLocked(u sample.Usage, now time.Time, withFDs bool) {
-	if in.sampled && now.After(in.usageAt) && u.CPU >= in.usage.CPU {
-		in.cpuPct = float64(u.CPU-in.usage.CPU) / float64(now.Sub(in.usageAt)) * 100
-	} else if !in.sampled {
-		// First sample: the average since the process started.
-		if up := now.Sub(in.startedWall); up > 0 {
-			in.cpuPct = float64(u.CPU) / float64(up) * 100
-		}
-	}
+	in.cpuPct = u.CPUPercent
 	fds := in.usage.FDs
 	first := !in.sampled
 	in.usage, in.usageAt, in.sampled = u, now, true
@@ -213,10 +267,15 @@ func (s *Supervisor) recordHistoryLocked(a *app, now time.Time) {
 	}
 }
 
-// checkMemoryLocked returns the action to take if in is over its app's
-// max_memory_restart: a graceful reload of its slot where the daemon holds
-// the app's sockets (the new process takes over before the old one
-// stops), a restart by the restart policy otherwise.
+// checkMemoryLocked returns what to do if in is over its app's
+// max_memory_restart. Where the daemon holds the app's sockets, the slot
+// is reloaded: its new process takes over before the old one stops. A
+// process over its limit within min_uptime of its start (a reload's new
+// process that is over at once, or any young one), and a process of an
+// app without sockets, go to the restart policy instead, as after a
+// crash: the stop sequence, then backoff and max_restarts, so an app that
+// cannot stay under its limit ends errored rather than being replaced
+// forever.
 func (s *Supervisor) checkMemoryLocked(in *instance, u sample.Usage) func() {
 	a := in.app
 	limit := uint64(a.spec.MaxMemoryRestart)
@@ -229,38 +288,62 @@ func (s *Supervisor) checkMemoryLocked(in *instance, u sample.Usage) func() {
 	}
 	in.memAction = true
 	why := fmt.Sprintf("memory %s over max_memory_restart %s", mib(u.RSS), mib(limit))
-	ev := LimitEvent{Time: s.deps.Clock.Now(), App: a.spec.Name, Slot: in.slot, PID: in.pid, RSS: u.RSS, Limit: limit, Action: "restart"}
-	if a.socks != nil {
-		ev.Action = "reload"
+	ev := LimitEvent{App: a.spec.Name, Slot: in.slot, PID: in.pid, RSS: u.RSS, Limit: limit}
+	uptime := s.deps.Clock.Now().Sub(in.started)
+	if a.socks != nil && uptime >= a.spec.MinUptime.Std() {
+		// The reload waits for the app's other actions (a.op); it acts
+		// only if this process is still the slot's by then.
+		run := in.run
+		return func() { s.reloadForMemory(in, run, ev, why) }
 	}
-	s.deps.Log.Warn("memory limit", "app", a.spec.Name, "instance", in.slot, "pid", in.pid, "rss", u.RSS, "limit", limit, "action", ev.Action)
-	in.lastRestart = &api.RestartInfo{Reason: why, Time: ev.Time}
-	s.eventLocked(a, in, api.EventMemoryLimit, func(e *api.Event) { e.Reason = why + "; " + ev.Action })
-	if ev.Action == "restart" {
-		s.failLocked(in, why)
-	}
+	ev = s.restartForMemoryLocked(in, ev, why)
 	return func() {
 		if s.deps.OnLimit != nil {
 			s.deps.OnLimit(ev)
 		}
-		if ev.Action == "reload" {
-			if err := s.reloadSlot(a, in, why); err != nil {
-				s.deps.Log.Error("memory limit: reload failed", "app", a.spec.Name, "instance", in.slot, "err", err)
-				s.mu.Lock()
-				in.memAction = false
-				s.mu.Unlock()
-			}
-		}
 	}
 }
 
-// reloadSlot replaces the process of in's slot by a new one, ready before
-// the old one stops.
-func (s *Supervisor) reloadSlot(a *app, in *instance, why string) error {
+// restartForMemoryLocked hands in, over its limit, to the restart policy
+// (failLocked) and tells what the policy will do.
+func (s *Supervisor) restartForMemoryLocked(in *instance, ev LimitEvent, why string) LimitEvent {
+	a := in.app
+	uptime := s.deps.Clock.Now().Sub(in.started)
+	// What failLocked's stop leads to: the same decision, made now.
+	d := decide(&a.spec, exitBySignal(syscall.SIGABRT), why, uptime, in.unstable, in.backoff)
+	ev.Action = limitStop
+	if d.restart {
+		ev.Action = limitRestart
+	}
+	s.limitActsLocked(in, &ev, d.reason)
+	s.failLocked(in, why)
+	return ev
+}
+
+// limitActsLocked records that the daemon acts on a memory limit now: the
+// daemon's log, the bus, and ev's time.
+func (s *Supervisor) limitActsLocked(in *instance, ev *LimitEvent, reason string) {
+	ev.Time = s.deps.Clock.Now()
+	s.deps.Log.Warn("memory limit", "app", ev.App, "instance", ev.Slot, "pid", ev.PID, "rss", ev.RSS, "limit", ev.Limit, "action", ev.Action)
+	s.eventLocked(in.app, in, api.EventMemoryLimit, func(e *api.Event) { e.Reason = reason })
+}
+
+// reloadForMemory reloads the slot of in, whose process run went over its
+// memory limit, once the app's other actions are done. If that process is
+// no longer the slot's by then (a user's restart, a crash and its
+// restart), or is being stopped, nothing is done. If the reload fails (the
+// new process exits, or is not ready in time), the process goes to the
+// restart policy, as one over its limit without sockets does.
+func (s *Supervisor) reloadForMemory(in *instance, run uint64, ev LimitEvent, why string) {
+	a := in.app
 	s.mu.Lock()
 	if a.reloading {
+		// A reload (a user's) replaces the process anyway.
+		if in.run == run {
+			in.memAction = false
+		}
 		s.mu.Unlock()
-		return fmt.Errorf("app %q is being reloaded: %w", a.spec.Name, api.ErrConflict)
+		return
 	}
 	a.reloading = true
 	s.mu.Unlock()
@@ -272,12 +355,34 @@ func (s *Supervisor) reloadSlot(a *app, in *instance, why string) error {
 	a.op.Lock()
 	defer a.op.Unlock()
 	s.mu.Lock()
-	gone := s.closing || a.deleted || in.slot >= len(a.insts) || a.insts[in.slot] != in || in.pid == 0 || a.socks == nil
-	s.mu.Unlock()
-	if gone {
-		return nil
+	if in.run != run || !in.memAction || in.stopping || in.pid == 0 || s.closing || a.deleted ||
+		in.slot >= len(a.insts) || a.insts[in.slot] != in || a.socks == nil {
+		// Replaced, being stopped, or without sockets now: the decision no
+		// longer holds. The next pass looks at whatever runs.
+		if in.run == run {
+			in.memAction = false
+		}
+		s.mu.Unlock()
+		return
 	}
-	return s.replaceSlots(a, []int{in.slot})
+	ev.Action = limitReload
+	in.lastRestart = &api.RestartInfo{Reason: why, Time: s.deps.Clock.Now()}
+	s.limitActsLocked(in, &ev, why+"; reloading its slot: a new process first")
+	s.mu.Unlock()
+	if s.deps.OnLimit != nil {
+		s.deps.OnLimit(ev)
+	}
+	err := s.replaceSlots(a, []int{in.slot}, run)
+	if err == nil || errors.Is(err, errSlotChanged) {
+		return
+	}
+	s.deps.Log.Error("memory limit: reload failed; restarting by the restart policy", "app", ev.App, "instance", ev.Slot, "err", err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in.run == run && in.pid != 0 && !in.stopping && !s.closing && !a.deleted &&
+		in.slot < len(a.insts) && a.insts[in.slot] == in {
+		s.failLocked(in, why+"; the reload failed: "+err.Error())
+	}
 }
 
 // ownerOf tells which run an orphan process belongs to, from the TEND_RUN
@@ -347,16 +452,14 @@ type SamplerStats struct {
 	Every    time.Duration
 }
 
-// SamplerStats returns what the sampler has cost so far.
+// SamplerStats returns what the sampler has cost so far. It does not wait
+// for a pass under way.
 func (s *Supervisor) SamplerStats() SamplerStats {
 	m := &s.mon
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	st := SamplerStats{Passes: m.passes, Last: m.lastDur, Busy: m.busy, Every: s.sampleEvery()}
-	if m.trees != nil {
-		st.Listings = m.trees.Listings
+	return SamplerStats{
+		Passes: int(m.passes.Load()), Last: time.Duration(m.lastDur.Load()), Busy: time.Duration(m.busy.Load()),
+		Listings: int(m.listings.Load()), Every: s.sampleEvery(),
 	}
-	return st
 }
 
 // listenersLocked returns a's held sockets with their accept queues.

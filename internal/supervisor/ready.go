@@ -181,6 +181,11 @@ func probeOnce(rc api.ReadyCheck, port int) bool {
 // the sender, known from the kernel (SCM_CREDENTIALS, SO_PEERCRED); it may
 // be any process of an instance (`npm start` runs node as its child), so
 // the instance is the nearest ancestor that is an instance's main process.
+//
+// Every METRIC= line is checked before anything of the message is applied:
+// a message with a malformed line is refused whole and changes nothing, so
+// a sender that is told so (POST /v1/notify answers 400) may send it again,
+// fixed, without counting a counter twice.
 func (s *Supervisor) Notify(pid int, msg string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,14 +193,36 @@ func (s *Supervisor) Notify(pid int, msg string) error {
 	if in == nil {
 		return fmt.Errorf("process %d is not part of any instance: %w", pid, api.ErrNotFound)
 	}
+	lines := strings.Split(msg, "\n")
+	// The METRIC= lines go, in order, to a copy of the instance's metrics,
+	// which replaces them only if every line was taken.
+	var metrics *instance
 	var errs []error
-	for _, line := range strings.Split(msg, "\n") {
+	for _, line := range lines {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
+		if k != "METRIC" {
+			continue
+		}
+		if metrics == nil {
+			metrics = &instance{app: in.app, slot: in.slot, metrics: make(map[string]*appMetric, len(in.metrics))}
+			for name, m := range in.metrics {
+				c := *m
+				metrics.metrics[name] = &c
+			}
+		}
+		if err := metrics.metricLocked(v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if metrics != nil {
+		in.metrics = metrics.metrics
+	}
+	for _, line := range lines {
 		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
 		switch k {
-		case "METRIC":
-			if err := in.metricLocked(v); err != nil {
-				errs = append(errs, err)
-			}
 		case "READY":
 			if v == "1" {
 				s.markReadyLocked(in)
@@ -217,7 +244,7 @@ func (s *Supervisor) Notify(pid int, msg string) error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // instanceOfLocked finds the instance pid belongs to, walking up its

@@ -14,6 +14,10 @@ import (
 // failed; the old processes of the slots not yet replaced keep running.
 var errReloadFailed = fmt.Errorf("reload failed: %w", api.ErrFailed)
 
+// errSlotChanged: the process a slot's replacement was for is no longer
+// the slot's (see replaceSlots' only); nothing was replaced.
+var errSlotChanged = errors.New("the slot's process changed")
+
 // reloadApp replaces every process of a without downtime (DESIGN 7). For
 // an app whose sockets the daemon holds, each slot gets its new process
 // next to the old one, which is stopped only once the new one is ready:
@@ -98,7 +102,7 @@ func (s *Supervisor) reloadApp(a *app, spec *api.AppSpec, req api.ActionRequest)
 		}
 		var err error
 		if held {
-			err = s.replaceSlots(a, slots)
+			err = s.replaceSlots(a, slots, 0)
 		} else {
 			err = s.restartSlots(a, slots)
 		}
@@ -123,8 +127,12 @@ func rollable(old, new *api.AppSpec) bool {
 }
 
 // replaceSlots starts a new process next to the old one in each slot,
-// waits until they are ready, swaps them in and stops the old ones.
-func (s *Supervisor) replaceSlots(a *app, slots []int) error {
+// waits until they are ready, swaps them in and stops the old ones. With
+// only not 0 (a memory-limit reload of one slot), it replaces nothing and
+// returns errSlotChanged unless the slot still runs the process only
+// names, not being stopped: the caller checked that, but a crash restart
+// needs no a.op and may have come in between.
+func (s *Supervisor) replaceSlots(a *app, slots []int, only uint64) error {
 	type step struct {
 		slot      int
 		old, cand *instance
@@ -133,6 +141,14 @@ func (s *Supervisor) replaceSlots(a *app, slots []int) error {
 	}
 	steps := make([]*step, 0, len(slots))
 	s.mu.Lock()
+	if only != 0 {
+		for _, slot := range slots {
+			if slot >= len(a.insts) || a.insts[slot].run != only || a.insts[slot].pid == 0 || a.insts[slot].stopping {
+				s.mu.Unlock()
+				return errSlotChanged
+			}
+		}
+	}
 	for _, slot := range slots {
 		old := a.insts[slot]
 		st := &step{slot: slot, old: old, done: make(chan error, 1)}
