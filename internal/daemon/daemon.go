@@ -181,8 +181,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		Exe:   selfExe(),
 		Bus:   bs,
 		Host:  host,
-		// The sampler's own figures; memory-limit events are only logged
-		// for now (the bus will publish them).
+		// How often the sampler reads /proc (0: every second); the
+		// memory limit acts at this cadence, and its events go on the bus.
 		SampleEvery: o.SampleEvery,
 	}
 	// Readiness messages: a missing notify socket or preload costs apps
@@ -193,6 +193,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		log.Warn("no NOTIFY_SOCKET for instances", "err", err)
 	} else {
 		defer func() { _ = nl.Close() }()
+		nl.Log = log
 		deps.NotifySocket = nl.Path()
 	}
 	if p, err := installPreload(filepath.Join(home, "node")); err != nil {
