@@ -280,3 +280,26 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// TestHelpAndUnknownCommands: with only the named command prepared for a
+// run, the help of the whole tool still lists every command, a command's
+// help is its own, and an unknown command is refused with exit 2.
+func TestHelpAndUnknownCommands(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	out := e.ok("--help")
+	for _, name := range []string{"start", "trigger", "bus", "monit", "logs"} {
+		if !strings.Contains(out, "   "+name) {
+			t.Errorf("tend --help does not list %s:\n%s", name, out)
+		}
+	}
+	if out := e.ok("trigger", "--help"); !strings.Contains(out, "tend trigger") || strings.Contains(out, "tend start") {
+		t.Errorf("tend trigger --help:\n%s", out)
+	}
+	if out := e.ok("bus", "sub", "--help"); !strings.Contains(out, "tend bus sub") {
+		t.Errorf("tend bus sub --help:\n%s", out)
+	}
+	if _, errs, code := e.run("lss"); code != 2 || !strings.Contains(errs, `unknown command "lss"`) {
+		t.Errorf("tend lss: exit %d: %s", code, errs)
+	}
+}
