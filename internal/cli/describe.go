@@ -10,6 +10,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/units"
 )
 
 func newDescribe(env *Env) *ucli.Command {
@@ -89,7 +90,7 @@ func describeApp(o *IO, a api.AppDetail) {
 		kv("bus", "yes (TEND_BUS_URL; `tend bus` shows it)")
 	}
 	if s.MaxMemoryRestart > 0 {
-		kv("max_memory_restart", fmt.Sprintf("%s (each instance's whole process tree, checked every sample)", humanBytes(uint64(s.MaxMemoryRestart))))
+		kv("max_memory_restart", fmt.Sprintf("%s (each instance's whole process tree, checked every sample)", units.Bytes(uint64(s.MaxMemoryRestart))))
 	}
 	kv("autorestart", s.Autorestart)
 	kv("max_restarts", s.MaxRestarts)
@@ -119,7 +120,7 @@ func describeApp(o *IO, a api.AppDetail) {
 	for _, in := range a.Instances {
 		fmt.Fprintf(o.Out, "  instance %d: %s", in.Slot, p.paint(statusColor(in.Status), in.Status))
 		if in.PID > 0 {
-			fmt.Fprintf(o.Out, ", pid %d, up %s, cpu %.1f%%, memory %s", in.PID, humanDuration(o.Now().Sub(in.Started)), in.CPU, humanBytes(in.Memory))
+			fmt.Fprintf(o.Out, ", pid %d, up %s, cpu %.1f%%, memory %s", in.PID, units.Duration(o.Now().Sub(in.Started)), in.CPU, units.Bytes(in.Memory))
 		}
 		if in.PID > 0 {
 			if in.Ready {

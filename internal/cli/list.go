@@ -7,12 +7,12 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/units"
 )
 
 func newList(env *Env) *ucli.Command {
@@ -102,9 +102,9 @@ func printApps(o *IO, apps []api.AppInfo) error {
 			pid, uptime, cpu, mem := "-", "-", "-", "-"
 			if in.PID > 0 {
 				pid = strconv.Itoa(in.PID)
-				uptime = humanDuration(o.Now().Sub(in.Started))
+				uptime = units.Duration(o.Now().Sub(in.Started))
 				cpu = fmt.Sprintf("%.1f%%", in.CPU)
-				mem = humanBytes(in.Memory)
+				mem = units.Bytes(in.Memory)
 			}
 			status := in.Status
 			if status == api.StatusOnline && !in.Ready && len(a.Listen) > 0 {
@@ -168,30 +168,4 @@ func (p *painter) paint(code, s string) string {
 		return s
 	}
 	return "\x1b[" + code + "m" + s + "\x1b[0m"
-}
-
-func humanDuration(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "0s"
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dD", int(d.Hours()/24))
-}
-
-func humanBytes(b uint64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", b)
 }

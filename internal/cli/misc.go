@@ -13,6 +13,7 @@ import (
 
 	"github.com/tend-pm/tend/internal/client"
 	"github.com/tend-pm/tend/internal/daemon"
+	"github.com/tend-pm/tend/internal/units"
 )
 
 func newSave(env *Env) *ucli.Command {
@@ -161,7 +162,7 @@ func newPing(env *Env) *ucli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(env.IO.Out, "pong: tend %s, pid %d, up %s, home %s\n", p.Version, p.PID, humanDuration(env.IO.Now().Sub(p.Started)), p.Home)
+			fmt.Fprintf(env.IO.Out, "pong: tend %s, pid %d, up %s, home %s\n", p.Version, p.PID, units.Duration(env.IO.Now().Sub(p.Started)), p.Home)
 			return nil
 		},
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/units"
 )
 
 // styles are the few looks the screen uses. Without colour, only bold
@@ -274,8 +275,8 @@ func (m *Model) rowLine(r row, l layout, selected bool, maxMem uint64) string {
 	cpuS, memS, up, cbar, mbar := "-", "-", "-", "", ""
 	if running {
 		cpuS = fmt.Sprintf("%.0f%%", cpu)
-		memS = humanBytes(mem)
-		up = humanDuration(m.opts.Now().Sub(started))
+		memS = units.Bytes(mem)
+		up = units.Duration(m.opts.Now().Sub(started))
 		cbar = bar(cpu/100/float64(len(insts)), l.cpuBar)
 		limit := uint64(a.MaxMemory)
 		if limit == 0 {
@@ -328,7 +329,7 @@ func (m *Model) detail(n int) []string {
 		}
 	}
 	if r.app.MaxMemory > 0 {
-		facts = append(facts, "limit "+humanBytes(uint64(r.app.MaxMemory)))
+		facts = append(facts, "limit "+units.Bytes(uint64(r.app.MaxMemory)))
 	}
 	out := []string{m.st.bold.Render("── "+title+" ") + strings.Join(facts, " · ")}
 	hist := m.history[histKey{r.app.Name, slot}]
@@ -344,7 +345,7 @@ func (m *Model) detail(n int) []string {
 	cpuMax := max(maxOf(cpuVals), 100)
 	out = append(out,
 		fmt.Sprintf("cpu %9s %s", fmt.Sprintf("%.0f%%", in.CPU), m.st.ok.Render(sparkline(cpuVals, gw, cpuMax))),
-		fmt.Sprintf("mem %9s %s", humanBytes(in.Memory), m.st.title.Render(sparkline(memVals, gw, max(maxOf(memVals), float64(r.app.MaxMemory))))))
+		fmt.Sprintf("mem %9s %s", units.Bytes(in.Memory), m.st.title.Render(sparkline(memVals, gw, max(maxOf(memVals), float64(r.app.MaxMemory))))))
 	var extra []string
 	if len(in.Metrics) > 0 {
 		var ms []string
@@ -354,7 +355,7 @@ func (m *Model) detail(n int) []string {
 		extra = append(extra, "metrics: "+strings.Join(ms, "  "))
 	}
 	if lr := in.LastRestart; lr != nil {
-		extra = append(extra, fmt.Sprintf("last restart by tend: %s (%s ago)", lr.Reason, humanDuration(m.opts.Now().Sub(lr.Time))))
+		extra = append(extra, fmt.Sprintf("last restart by tend: %s (%s ago)", lr.Reason, units.Duration(m.opts.Now().Sub(lr.Time))))
 	}
 	if in.Reason != "" && in.Status != api.StatusOnline {
 		extra = append(extra, "why: "+in.Reason)
@@ -447,32 +448,6 @@ func formatNum(v float64) string {
 }
 
 func gib(b uint64) string { return fmt.Sprintf("%.1fG", float64(b)/(1<<30)) }
-
-func humanBytes(b uint64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.0f KiB", float64(b)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", b)
-}
-
-func humanDuration(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "0s"
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
-}
 
 func plural(n int, word string) string {
 	if n == 1 {

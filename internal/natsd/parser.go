@@ -277,26 +277,12 @@ func (p *parser) split(rest []byte) [][]byte {
 func (p *parser) pub(o *op, args [][]byte, headers bool) (*op, int, error) {
 	o.kind = opPub
 	n := len(args)
-	if headers {
-		if n != 3 && n != 4 {
-			return nil, -1, errUnknownOp
-		}
-		o.hdr = parseSize(args[n-2])
-		if o.hdr < 0 {
-			return nil, -1, errUnknownOp
-		}
-	} else if n != 2 && n != 3 {
+	if headers && n != 3 && n != 4 || !headers && n != 2 && n != 3 {
 		return nil, -1, errUnknownOp
 	}
-	size := parseSize(args[n-1])
-	if size < 0 || o.hdr > size {
-		return nil, -1, errUnknownOp
-	}
-	if size > p.maxPayload {
-		return nil, -1, errMaxPayload
-	}
-	if o.hdr == 0 {
-		o.hdr = -1 // an empty header block is no header, as in nats-server
+	size, err := p.sizes(o, args, headers)
+	if err != nil {
+		return nil, -1, err
 	}
 	o.subject = args[0]
 	if (headers && n == 4) || (!headers && n == 3) {
@@ -388,22 +374,34 @@ func (p *parser) leafMsg(o *op, args [][]byte, headers bool) (*op, int, error) {
 	default:
 		return nil, -1, errUnknownOp
 	}
+	size, err := p.sizes(o, args, headers)
+	if err != nil {
+		return nil, -1, err
+	}
+	return o, size, nil
+}
+
+// sizes reads the sizes that end a message's control line: the total, and
+// before it the header size when headers is set (into o.hdr, -1 for
+// none). An empty header block is no header, as in nats-server.
+func (p *parser) sizes(o *op, args [][]byte, headers bool) (int, error) {
+	n := len(args)
 	if headers {
 		if o.hdr = parseSize(args[n-2]); o.hdr < 0 {
-			return nil, -1, errUnknownOp
+			return -1, errUnknownOp
 		}
 	}
 	size := parseSize(args[n-1])
 	if size < 0 || o.hdr > size {
-		return nil, -1, errUnknownOp
+		return -1, errUnknownOp
 	}
 	if size > p.maxPayload {
-		return nil, -1, errMaxPayload
+		return -1, errMaxPayload
 	}
 	if o.hdr == 0 {
 		o.hdr = -1
 	}
-	return o, size, nil
+	return size, nil
 }
 
 // parseSize reads a decimal size of up to 9 digits; -1 if it is not one.

@@ -201,12 +201,7 @@ func (r *router) deliver(sb *sub, subject, reply []byte, hdr int, payload []byte
 			h = append(h, reply...)
 			h = append(h, ' ')
 		}
-		if hdr >= 0 {
-			h = strconv.AppendInt(h, int64(hdr), 10)
-			h = append(h, ' ')
-		}
-		h = strconv.AppendInt(h, int64(len(payload)), 10)
-		h = append(h, '\r', '\n')
+		h = appendSizes(h, hdr, len(payload))
 		r.head = h
 		if ok = c.queueMsg(h, payload); ok {
 			r.pending[c] = struct{}{}
@@ -258,12 +253,7 @@ func (r *router) sendLeaf(t *leafTarget, subject, reply []byte, hdr int, payload
 		h = append(h, reply...)
 		h = append(h, ' ')
 	}
-	if hdr >= 0 {
-		h = strconv.AppendInt(h, int64(hdr), 10)
-		h = append(h, ' ')
-	}
-	h = strconv.AppendInt(h, int64(len(payload)), 10)
-	h = append(h, '\r', '\n')
+	h = appendSizes(h, hdr, len(payload))
 	r.head = h
 	if !c.queueMsg(h, payload) {
 		return false
@@ -334,4 +324,15 @@ func (r *router) noResponders(reply []byte) {
 	if c.queueMsg(h, []byte(status)) {
 		r.pending[c] = struct{}{}
 	}
+}
+
+// appendSizes ends a message's control line: the header size if there
+// are headers (hdr >= 0), the total size, CRLF.
+func appendSizes(h []byte, hdr, total int) []byte {
+	if hdr >= 0 {
+		h = strconv.AppendInt(h, int64(hdr), 10)
+		h = append(h, ' ')
+	}
+	h = strconv.AppendInt(h, int64(total), 10)
+	return append(h, '\r', '\n')
 }
