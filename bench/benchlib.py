@@ -185,9 +185,9 @@ def time_exec(argv, env, runs):
     return out
 
 
-def unix_http_get(path, url_path, timeout=5):
+def unix_http(path, url_path, timeout):
     """One HTTP/1.1 GET on a unix socket, in this process; returns the
-    status line."""
+    whole answer (the server answers with Connection: close)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
@@ -201,25 +201,17 @@ def unix_http_get(path, url_path, timeout=5):
             data += chunk
     finally:
         s.close()
-    return data.split(b"\r\n", 1)[0].decode()
+    return data
+
+
+def unix_http_get(path, url_path, timeout=5):
+    """One GET on a unix socket; returns the status line."""
+    return unix_http(path, url_path, timeout).split(b"\r\n", 1)[0].decode()
 
 
 def unix_http_body(path, url_path, timeout=10):
-    """One HTTP/1.1 GET on a unix socket, in this process; returns the
-    body as text (the server answers with Connection: close)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(path)
-        s.sendall(f"GET {url_path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
+    """One GET on a unix socket; returns the body as text."""
+    data = unix_http(path, url_path, timeout)
     head, _, body = data.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].decode()
     if " 200 " not in status + " ":
