@@ -8,8 +8,9 @@
 // the daemon once per sampling period, follows the selected app's logs in
 // a goroutine, and draws the whole screen from its state on each change,
 // at any size (a narrow terminal drops columns and panes, never wraps).
-// When the daemon goes away (`tend update`, a crash), it says so and
-// polls until a daemon answers again, then follows the logs anew.
+// When the daemon goes away (`tend update`, a crash), it says so, keeps
+// the last figures marked as stale (status `?`), and polls until a daemon
+// answers again, then follows the logs anew.
 package monit
 
 import (
@@ -38,16 +39,22 @@ type Daemon interface {
 // Options configure a Model.
 type Options struct {
 	// Color draws with colours (off with NO_COLOR or TERM=dumb); bold and
-	// reverse video, which are not colours, stay.
+	// reverse video, which are not colours, stay (Bubble Tea itself drops
+	// them on TERM=dumb).
 	Color bool
 	// Every is the polling period (default 1 s).
 	Every time.Duration
-	// Now is the clock for uptimes (default time.Now).
+	// Now is the clock for uptimes, the status line's expiry and the time
+	// the daemon stopped answering (default time.Now).
 	Now func() time.Time
 }
 
 // maxLogLines bounds the log pane's memory.
 const maxLogLines = 500
+
+// statusFor is how long a message stays on the bottom line; one saying
+// an action is under way stays until its answer.
+const statusFor = 5 * time.Second
 
 // Model is the monitor's state. Run drives it; tests drive it with
 // teatest.
@@ -72,6 +79,9 @@ type Model struct {
 	connected bool
 	polled    bool // a first answer (or error) came
 	err       error
+	// lostAt is when the daemon stopped answering (zero while it does):
+	// the list then shows its last answer as stale.
+	lostAt time.Time
 	// version is the daemon's, asked with the first poll after a
 	// (re)connection or after the log stream ended ("" until known).
 	version string
@@ -85,12 +95,21 @@ type Model struct {
 
 	filter    string
 	filtering bool
-	confirm   string // app whose deletion waits for y
-	help      bool
-	status    string
-	statusErr bool
+	// confirm is the app on which confirmAction (delete, stop, restart)
+	// waits for y.
+	confirm, confirmAction string
+	help                   bool
+	status                 string
+	statusErr              bool
+	// statusAt is when the status was set; a pending one (an action under
+	// way) does not expire.
+	statusAt      time.Time
+	statusPending bool
 
-	logs      []api.LogLine
+	logs []api.LogLine
+	// logsOf is the app whose lines logs holds; logApp the one followed
+	// now ("" when none is, as while the daemon is away).
+	logsOf    string
 	logApp    string
 	logGen    int
 	logCancel context.CancelFunc
@@ -248,6 +267,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = max(msg.Width, 1), max(msg.Height, 1)
 		return m, nil
 	case tickMsg:
+		if !m.statusPending && m.status != "" && m.opts.Now().Sub(m.statusAt) >= statusFor {
+			m.status = ""
+		}
 		return m, m.poll(true)
 	case monitorMsg:
 		return m, m.onMonitor(msg)
@@ -303,10 +325,13 @@ func (m *Model) onMonitor(msg monitorMsg) tea.Cmd {
 		if m.connected || m.err == nil {
 			m.stopLogs()
 		}
+		if m.connected || m.lostAt.IsZero() {
+			m.lostAt = m.opts.Now()
+		}
 		m.connected, m.err, m.version = false, msg.err, ""
 		return next
 	}
-	m.connected, m.err = true, nil
+	m.connected, m.err, m.lostAt = true, nil, time.Time{}
 	if msg.version != "" {
 		m.version = msg.version
 	}
@@ -324,8 +349,8 @@ func (m *Model) onMonitor(msg monitorMsg) tea.Cmd {
 // rebuild lays out the rows from the latest answer and the filter,
 // keeping the selection where it was: on the same row; if that row is
 // gone, on the same app's nearest instance, or its line; if the app is
-// gone, at the same place in the list. A pending delete is dropped when
-// the selected app changes.
+// gone, at the same place in the list. A pending confirmation is dropped
+// when the selected app changes.
 func (m *Model) rebuild() {
 	old := m.sel
 	m.rows = m.rows[:0]
@@ -363,8 +388,8 @@ func (m *Model) rebuild() {
 		m.selApp, m.selInst = m.rows[m.sel].app.Name, m.rows[m.sel].inst
 	}
 	if m.confirm != "" && m.confirm != m.selectedApp() {
-		m.setStatus("delete of "+m.confirm+" cancelled: the selection changed", false)
-		m.confirm = ""
+		m.setStatus(m.confirmAction+" of "+m.confirm+" cancelled: the selection changed", false)
+		m.confirm, m.confirmAction = "", ""
 	}
 }
 
@@ -414,8 +439,9 @@ func (m *Model) move(by int) tea.Cmd {
 	return nil
 }
 
+// setStatus shows s on the bottom line for statusFor.
 func (m *Model) setStatus(s string, isErr bool) {
-	m.status, m.statusErr = s, isErr
+	m.status, m.statusErr, m.statusAt, m.statusPending = s, isErr, m.opts.Now(), false
 }
 
 // onKey handles a key press.
@@ -425,12 +451,12 @@ func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
 		return tea.Quit
 	}
 	if m.confirm != "" {
-		name := m.confirm
-		m.confirm = ""
+		name, action := m.confirm, m.confirmAction
+		m.confirm, m.confirmAction = "", ""
 		if key == "y" || key == "Y" {
-			return m.act(api.ActionDelete, name, "", "deleted "+name)
+			return m.act(action, name, "", pastTense[action]+" "+name)
 		}
-		m.setStatus("delete of "+name+" cancelled", false)
+		m.setStatus(action+" of "+name+" cancelled", false)
 		return nil
 	}
 	if m.filtering {
@@ -487,13 +513,15 @@ func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
 	if app == "" {
 		return nil
 	}
+	// Reload, start and scale keep the app serving: at once. Stop,
+	// restart and delete interrupt it: they ask first.
 	switch key {
 	case "r":
 		return m.act(api.ActionReload, app, "", "reloaded "+app)
 	case "R":
-		return m.act(api.ActionRestart, app, "", "restarted "+app)
+		m.confirm, m.confirmAction = app, api.ActionRestart
 	case "s":
-		return m.act(api.ActionStop, app, "", "stopped "+app)
+		m.confirm, m.confirmAction = app, api.ActionStop
 	case "S":
 		return m.act(api.ActionStart, app, "", "started "+app)
 	case "+", "=":
@@ -501,15 +529,21 @@ func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
 	case "-", "_":
 		return m.act(api.ActionScale, app, "-1", "scaled "+app+" down")
 	case "d", "delete":
-		m.confirm = app
+		m.confirm, m.confirmAction = app, api.ActionDelete
 	}
 	return nil
+}
+
+// pastTense words the status of the actions that ask first.
+var pastTense = map[string]string{
+	api.ActionDelete: "deleted", api.ActionStop: "stopped", api.ActionRestart: "restarted",
 }
 
 // act runs an action on app in the background; its answer (or error)
 // shows in the status line.
 func (m *Model) act(action, app, instances, done string) tea.Cmd {
 	m.setStatus(action+" "+app+"…", false)
+	m.statusPending = true
 	ctx, d := m.ctx, m.d
 	return func() tea.Msg {
 		// A reload waits for new processes to be ready: give it time.
@@ -528,7 +562,7 @@ func (m *Model) followLogs() tea.Cmd {
 	}
 	m.stopLogs()
 	m.logs = nil
-	m.logApp = app
+	m.logApp, m.logsOf = app, app
 	if app == "" {
 		return nil
 	}

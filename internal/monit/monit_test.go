@@ -26,6 +26,9 @@ type fakeDaemon struct {
 	monitors int // Monitor calls
 	pings    int
 	acts     []string // "action target instances"
+	host     api.HostInfo
+	// down, if set, is the error of every request: the daemon is gone.
+	down error
 	// logs, if set, serves Logs; otherwise the stream ends at once.
 	logs func(ctx context.Context, fn func(api.LogLine) error) error
 }
@@ -63,6 +66,9 @@ func (f *fakeDaemon) Ping(context.Context) (api.Ping, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pings++
+	if f.down != nil {
+		return api.Ping{}, f.down
+	}
 	return api.Ping{Version: f.version}, nil
 }
 
@@ -70,7 +76,10 @@ func (f *fakeDaemon) Monitor(_ context.Context, history string, points int) (api
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.monitors++
-	m := api.Monitor{Interval: api.Duration(time.Second)}
+	if f.down != nil {
+		return api.Monitor{}, f.down
+	}
+	m := api.Monitor{Interval: api.Duration(time.Second), Host: f.host}
 	found := history == ""
 	for _, a := range f.apps {
 		a.Instances = slices.Clone(a.Instances)
@@ -190,6 +199,10 @@ func (dr *driver) key(keys ...string) {
 			r = tea.KeyEnd
 		case "home":
 			r = tea.KeyHome
+		case "enter":
+			r = tea.KeyEnter
+		case "esc":
+			r = tea.KeyEscape
 		}
 		msg := tea.KeyPressMsg{Code: r, Text: k}
 		if len([]rune(k)) > 1 {
@@ -407,5 +420,86 @@ func TestSparkline(t *testing.T) {
 	}
 	if got := sparkline([]float64{0, 100, 100}, 2, 100); got != "██" {
 		t.Errorf("sparkline of the last 2 = %q", got)
+	}
+}
+
+// TestStopAndRestartAsk: s and R, which interrupt the service, wait for y
+// as d does; any other key cancels. r, S and +/- act at once.
+func TestStopAndRestartAsk(t *testing.T) {
+	f := newFake("api")
+	dr := newDriver(t, f)
+	footer := func() string {
+		lines := strings.Split(dr.m.render(), "\n")
+		return lines[len(lines)-1]
+	}
+	for _, c := range []struct{ key, asks, act string }{
+		{"s", "stop api: end all its instances? y/N", "stop api"},
+		{"R", "restart api: stop all its instances, then start them? y/N", "restart api"},
+		{"d", "delete api: stop it and remove it from the list? y/N", "delete api"},
+	} {
+		_, _, before := f.counts()
+		dr.key(c.key)
+		if got := footer(); !strings.Contains(got, c.asks) {
+			t.Errorf("%s: the bottom line is %q; want it to ask %q", c.key, got, c.asks)
+		}
+		dr.key("n")
+		if got, want := footer(), strings.Replace(c.act, " ", " of ", 1)+" cancelled"; !strings.Contains(got, want) {
+			t.Errorf("%s n: the bottom line is %q; want %q", c.key, got, want)
+		}
+		if _, _, acts := f.counts(); len(acts) != len(before) {
+			t.Errorf("%s then n acted: %q", c.key, acts[len(before):])
+		}
+		dr.key(c.key, "y")
+		if _, _, acts := f.counts(); !slices.Equal(acts[len(before):], []string{c.act}) {
+			t.Errorf("%s then y: actions %q; want %q", c.key, acts[len(before):], c.act)
+		}
+		if c.key == "d" {
+			f.add("api", 1) // back
+			dr.period()
+		}
+	}
+	_, _, before := f.counts()
+	dr.key("r", "S", "+", "-")
+	if _, _, acts := f.counts(); !slices.Equal(acts[len(before):], []string{"reload api", "start api", "scale api +1", "scale api -1"}) {
+		t.Errorf("r S + -: actions %q; want them at once", acts[len(before):])
+	}
+	dr.key("?")
+	if help := dr.m.render(); !strings.Contains(help, "stop the app (asks y/N first)") || !strings.Contains(help, "then start; asks y/N first") {
+		t.Errorf("the help does not say that s and R ask:\n%s", help)
+	}
+}
+
+// TestStatusExpires: the bottom line's message goes statusFor after it
+// came (by the model's clock, checked at each poll); one saying that an
+// action is under way stays until the action's answer.
+func TestStatusExpires(t *testing.T) {
+	f := newFake("api")
+	dr := newDriver(t, f)
+	now := time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC)
+	dr.m.opts.Now = func() time.Time { return now }
+
+	_, cmd := dr.m.Update(tea.KeyPressMsg{Code: 'S', Text: "S"}) // its answer waits
+	now = now.Add(time.Minute)
+	dr.period()
+	if dr.m.status != "start api…" {
+		t.Errorf("an action under way: the status is %q after a minute; want %q", dr.m.status, "start api…")
+	}
+	dr.run(cmd)
+	if dr.m.status != "started api" {
+		t.Fatalf("status %q; want %q", dr.m.status, "started api")
+	}
+	now = now.Add(statusFor - time.Millisecond)
+	dr.period()
+	if dr.m.status != "started api" {
+		t.Errorf("status %q before its time; want %q", dr.m.status, "started api")
+	}
+	now = now.Add(time.Millisecond)
+	dr.period()
+	if dr.m.status != "" {
+		t.Errorf("status %q after %s; want none", dr.m.status, statusFor)
+	}
+	lines := strings.Split(dr.m.render(), "\n")
+	if l := lines[len(lines)-1]; !strings.Contains(l, "? help") {
+		t.Errorf("the bottom line is %q; want the keys back", l)
 	}
 }

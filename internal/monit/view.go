@@ -14,7 +14,10 @@ import (
 )
 
 // styles are the few looks the screen uses. Without colour, only bold
-// and reverse video remain (NO_COLOR asks for no colour, not no emphasis).
+// and reverse video remain (NO_COLOR asks for no colour, not no emphasis);
+// on TERM=dumb Bubble Tea drops those too, so nothing the screen says may
+// depend on a style alone (the selected row has a marker, stale figures
+// a `?` status).
 type styles struct {
 	bold, sel, dim, err, ok, warn, title lipgloss.Style
 	color                                bool
@@ -81,22 +84,20 @@ func (m *Model) render() string {
 	case len(m.rows) == 0:
 		add("no apps; `tend start <script>` starts one")
 	default:
-		// The list gets what it needs up to half the body; the detail
-		// pane a fixed share; the logs the rest. A short terminal keeps
-		// the list and as much detail as fits.
-		detailH := 6
-		if body < 14 {
-			detailH = max(0, min(4, body-len(m.rows)-2))
-		}
-		listH := min(len(m.rows)+1, max(body-detailH-3, body/2))
-		if body-listH-detailH < 3 {
-			listH = min(len(m.rows)+1, max(body-detailH, 2))
-		}
+		// Lines go to the list first (all it needs, but on a terminal
+		// tall enough to keep listMin lines of it, not the last
+		// listLeaves), then to the selected instance's line, its graphs
+		// and its notes, in that order; the log pane gets what is left,
+		// if that is 2 lines or more (a title and a line).
+		listH := min(len(m.rows)+1, body, max(body-listLeaves, listMin))
 		add(m.list(listH)...)
-		if detailH > 0 {
-			add(m.detail(detailH)...)
+		rest := body - listH
+		if rest > 0 {
+			d := m.detail(rest)
+			add(d...)
+			rest -= len(d)
 		}
-		if rest := body - len(lines) + 1; rest >= 2 {
+		if rest >= 2 {
 			add(m.logPane(rest)...)
 		}
 	}
@@ -106,6 +107,26 @@ func (m *Model) render() string {
 	lines = lines[:max(h-1, 0)]
 	lines = append(lines, fit(footer, w))
 	return strings.Join(lines, "\n")
+}
+
+// A list too long for the screen leaves listLeaves lines to the panes
+// below it (the instance's 6, 3 of logs) when it can keep listMin.
+const (
+	listLeaves = 9
+	listMin    = 10
+)
+
+// stale reports whether the figures shown are the last answer of a
+// daemon that no longer answers.
+func (m *Model) stale() bool { return m.polled && !m.connected }
+
+// now is the time the figures are as of: the clock's, or when the daemon
+// stopped answering.
+func (m *Model) now() time.Time {
+	if m.stale() && !m.lostAt.IsZero() {
+		return m.lostAt
+	}
+	return m.opts.Now()
 }
 
 func errText(err error) string {
@@ -131,8 +152,21 @@ func (m *Model) header() string {
 	hst := m.mon.Host
 	var b strings.Builder
 	b.WriteString(m.st.title.Render("tend monit"))
-	if !m.connected && m.polled {
-		b.WriteString("  " + m.st.err.Render("disconnected, retrying"))
+	if m.stale() {
+		// The host's figures and the counts are as old as the list: the
+		// header says only that.
+		msg := "disconnected, retrying"
+		if !m.lostAt.IsZero() {
+			msg = "disconnected at " + m.lostAt.Format("15:04:05") + ", retrying"
+			if len(m.rows) > 0 {
+				msg += "; figures are from then"
+			}
+		}
+		b.WriteString("  " + m.st.err.Render(msg))
+		if m.filter != "" {
+			fmt.Fprintf(&b, "  filter %q", m.filter)
+		}
+		return b.String()
 	}
 	if m.connected && m.version != "" && m.version != api.Version() {
 		// Not a warning on stderr: it would land on the screen.
@@ -156,7 +190,16 @@ func (m *Model) header() string {
 func (m *Model) footer() string {
 	switch {
 	case m.confirm != "":
-		return m.st.warn.Render(fmt.Sprintf("delete %s: stop it and remove it from the list? y/N", m.confirm))
+		q := fmt.Sprintf("%s %s? y/N", m.confirmAction, m.confirm)
+		switch m.confirmAction {
+		case api.ActionDelete:
+			q = fmt.Sprintf("delete %s: stop it and remove it from the list? y/N", m.confirm)
+		case api.ActionStop:
+			q = fmt.Sprintf("stop %s: end all its instances? y/N", m.confirm)
+		case api.ActionRestart:
+			q = fmt.Sprintf("restart %s: stop all its instances, then start them? y/N", m.confirm)
+		}
+		return m.st.warn.Render(q)
 	case m.filtering:
 		return "filter: " + m.filter + "█  (enter keeps it, esc clears)"
 	case m.status != "":
@@ -173,23 +216,33 @@ func (m *Model) helpLines() []string {
 		m.st.bold.Render("keys"),
 		"  ↑ ↓ k j, PgUp PgDn, g G   select an app or an instance",
 		"  r    reload the app: new processes, ready before the old ones stop",
-		"  R    restart the app (stop, then start)",
-		"  s S  stop, start the app",
+		"  R    restart the app (stop, then start; asks y/N first)",
+		"  s    stop the app (asks y/N first)",
+		"  S    start the app",
 		"  + -  one instance more, one less",
-		"  d    delete the app (asks first)",
+		"  d    delete the app (asks y/N first)",
 		"  /    filter apps by name or namespace; esc clears",
 		"  q    quit (ctrl+c too)",
 		"",
-		"Actions apply to the selected app. CPU is the share of one core used by",
-		"the instance's whole process tree; memory is its resident memory; both",
-		"are sampled every " + m.mon.Interval.String() + " by the daemon. Any key closes this help.",
+		"Actions apply to the selected app (marked >). CPU is the share of one",
+		"core used by the instance's whole process tree; memory is its resident",
+		"memory; both are sampled every " + m.mon.Interval.String() + " by the daemon. CPU bars are",
+		"full at one core per running instance (an app: at most the host's",
+		"cores); memory bars at the host's memory, or at max_memory_restart",
+		"per instance if set. Any key closes this help.",
 	}
 }
 
-// column widths of the list, by terminal width.
+// column widths of the list, by terminal width. Each row begins with a
+// gutter of gutter cells, where the selected row has its marker.
 type layout struct {
 	name, status, cpu, cpuBar, mem, memBar, restarts, uptime int
 }
+
+const (
+	gutter = 2
+	marker = ">"
+)
 
 func (m *Model) layout() layout {
 	w := m.width
@@ -201,7 +254,7 @@ func (m *Model) layout() layout {
 	case w >= 52:
 		return layout{name: 16, status: 9, cpu: 6, mem: 10, restarts: 4, uptime: 6}
 	}
-	return layout{name: max(w-27, 8), status: 9, cpu: 6, mem: 10}
+	return layout{name: max(w-gutter-29, 8), status: 9, cpu: 6, mem: 10}
 }
 
 func pad(s string, n int) string {
@@ -212,50 +265,90 @@ func pad(s string, n int) string {
 	return s + strings.Repeat(" ", max(n-lipgloss.Width(s), 0)) + " "
 }
 
-// list draws the header and the rows around the selection, n lines.
+// nameCell writes indent, base and suffix in width cells, cutting base
+// first, so that "  server[2]" reads "  se…[2]", not "  serve…": the
+// suffix (an instance's index, an app's count) tells rows apart.
+func nameCell(indent, base, suffix string, width int) string {
+	room := width - lipgloss.Width(indent) - lipgloss.Width(suffix)
+	if lipgloss.Width(base) <= room {
+		return indent + base + suffix
+	}
+	if room < 2 {
+		return indent + base + suffix // pad cuts it
+	}
+	return indent + ansi.Truncate(base, room, "…") + suffix
+}
+
+// list draws the header and the rows around the selection, n lines; the
+// header goes first when there is room for it and one row only.
 func (m *Model) list(n int) []string {
 	l := m.layout()
-	head := pad("name", l.name) + pad("status", l.status) + pad("cpu", l.cpu) + pad("", l.cpuBar) +
-		pad("memory", l.mem) + pad("", l.memBar) + pad("↺", l.restarts) + pad("uptime", l.uptime)
-	out := []string{m.st.bold.Render(strings.TrimRight(head, " "))}
-	rowsH := max(n-1, 1)
+	var out []string
+	if n >= 2 {
+		head := strings.Repeat(" ", gutter) + pad("name", l.name) + pad("status", l.status) + pad("cpu", l.cpu) + pad("", l.cpuBar) +
+			pad("memory", l.mem) + pad("", l.memBar) + pad("↺", l.restarts) + pad("uptime", l.uptime)
+		out = append(out, m.st.bold.Render(strings.TrimRight(head, " ")))
+	}
+	rowsH := n - len(out)
+	if rowsH < 1 {
+		return out
+	}
 	first := 0
 	if m.sel >= rowsH {
 		first = m.sel - rowsH + 1
 	}
-	maxMem := uint64(0)
-	for _, r := range m.rows {
-		for _, in := range r.app.Instances {
-			maxMem = max(maxMem, in.Memory)
-		}
-	}
 	for i := first; i < len(m.rows) && i < first+rowsH; i++ {
-		out = append(out, m.rowLine(m.rows[i], l, i == m.sel, maxMem))
+		out = append(out, m.rowLine(m.rows[i], l, i == m.sel))
 	}
 	return out
 }
 
-func (m *Model) rowLine(r row, l layout, selected bool, maxMem uint64) string {
+// cpuShare is the share of its scale that cpu (per cent of one core)
+// used by running instances is: one core per running instance, and no
+// more than the host's cores.
+func (m *Model) cpuShare(cpu float64, running int) float64 {
+	cores := running
+	if hc := m.mon.Host.Cores; hc > 0 {
+		cores = min(cores, hc)
+	}
+	return cpu / 100 / float64(max(cores, 1))
+}
+
+// memShare is the share of its scale that mem, used by running instances
+// of app a, is: max_memory_restart per instance if a has one, else the
+// host's memory (-1 when that is not known: no bar).
+func (m *Model) memShare(a *api.AppInfo, mem uint64, running int) float64 {
+	if a.MaxMemory > 0 {
+		return float64(mem) / (float64(a.MaxMemory) * float64(max(running, 1)))
+	}
+	if t := m.mon.Host.MemTotal; t > 0 {
+		return float64(mem) / float64(t)
+	}
+	return -1
+}
+
+func (m *Model) rowLine(r row, l layout, selected bool) string {
 	a := r.app
 	insts := a.Instances
-	name := a.Name
+	var name string
 	if r.inst >= 0 {
 		insts = a.Instances[r.inst : r.inst+1]
-		name = fmt.Sprintf("  %s[%d]", a.Name, r.inst)
+		name = nameCell("  ", a.Name, fmt.Sprintf("[%d]", r.inst), l.name)
 	} else if len(a.Instances) > 1 {
-		name = fmt.Sprintf("%s ×%d", a.Name, len(a.Instances))
+		name = nameCell("", a.Name, fmt.Sprintf(" ×%d", len(a.Instances)), l.name)
+	} else {
+		name = a.Name
 	}
 	var cpu float64
 	var mem uint64
-	restarts := 0
+	restarts, running := 0, 0
 	var started time.Time
-	running := false
 	for _, in := range insts {
 		cpu += in.CPU
 		mem += in.Memory
 		restarts += in.Restarts
 		if in.PID > 0 {
-			running = true
+			running++
 			if started.IsZero() || in.Started.Before(started) {
 				started = in.Started
 			}
@@ -272,30 +365,39 @@ func (m *Model) rowLine(r row, l layout, selected bool, maxMem uint64) string {
 			}
 		}
 	}
+	stale := m.stale()
+	if stale {
+		status = "?"
+	}
 	cpuS, memS, up, cbar, mbar := "-", "-", "-", "", ""
-	if running {
+	if running > 0 {
 		cpuS = fmt.Sprintf("%.0f%%", cpu)
 		memS = units.Bytes(mem)
-		up = units.Duration(m.opts.Now().Sub(started))
-		cbar = bar(cpu/100/float64(len(insts)), l.cpuBar)
-		limit := uint64(a.MaxMemory)
-		if limit == 0 {
-			limit = maxMem
+		up = units.Duration(m.now().Sub(started))
+		cbar = bar(m.cpuShare(cpu, running), l.cpuBar)
+		if share := m.memShare(a, mem, running); share >= 0 {
+			mbar = bar(share, l.memBar)
 		}
-		mbar = bar(float64(mem)/float64(len(insts))/float64(max(limit, 1)), l.memBar)
 	}
-	line := pad(name, l.name) + m.st.status(status).Render(pad(status, l.status)) + pad(cpuS, l.cpu) + pad(cbar, l.cpuBar) +
+	mark := strings.Repeat(" ", gutter)
+	if selected {
+		mark = pad(marker, gutter-1)
+	}
+	line := mark + pad(name, l.name) + m.st.status(status).Render(pad(status, l.status)) + pad(cpuS, l.cpu) + pad(cbar, l.cpuBar) +
 		pad(memS, l.mem) + pad(mbar, l.memBar) + pad(fmt.Sprint(restarts), l.restarts) + pad(up, l.uptime)
 	line = strings.TrimRight(line, " ")
-	if selected {
+	switch {
+	case selected:
 		plain := ansi.Strip(line)
 		return m.st.sel.Render(plain + strings.Repeat(" ", max(m.width-lipgloss.Width(plain), 0)))
+	case stale:
+		return m.st.dim.Render(ansi.Strip(line))
 	}
 	return line
 }
 
 // detail draws the selected instance (or the app's first), n lines:
-// facts, then CPU and memory history graphs.
+// facts, then CPU and memory history graphs, then notes.
 func (m *Model) detail(n int) []string {
 	r, ok := m.selected()
 	if !ok {
@@ -308,7 +410,11 @@ func (m *Model) detail(n int) []string {
 	in := r.app.Instances[slot]
 	w := m.width
 	title := fmt.Sprintf("%s[%d]", r.app.Name, slot)
-	facts := []string{m.st.status(in.Status).Render(in.Status)}
+	status := in.Status
+	if m.stale() {
+		status = "? (last known: " + in.Status + ")"
+	}
+	facts := []string{m.st.status(in.Status).Render(status)}
 	if in.PID > 0 {
 		facts = append(facts, fmt.Sprintf("pid %d", in.PID))
 		if in.Ready {
@@ -355,7 +461,7 @@ func (m *Model) detail(n int) []string {
 		extra = append(extra, "metrics: "+strings.Join(ms, "  "))
 	}
 	if lr := in.LastRestart; lr != nil {
-		extra = append(extra, fmt.Sprintf("last restart by tend: %s (%s ago)", lr.Reason, units.Duration(m.opts.Now().Sub(lr.Time))))
+		extra = append(extra, fmt.Sprintf("last restart by tend: %s (%s ago)", lr.Reason, units.Duration(m.now().Sub(lr.Time))))
 	}
 	if in.Reason != "" && in.Status != api.StatusOnline {
 		extra = append(extra, "why: "+in.Reason)
@@ -367,22 +473,47 @@ func (m *Model) detail(n int) []string {
 	return out
 }
 
+// logPrefixes returns the prefix of a line of instance i (-1: not known)
+// of the app whose logs are shown: none for an app with one instance;
+// for several, "[i] ", or as many blanks when i is not known (lines read
+// back from the files the instances share).
+func (m *Model) logPrefixes() func(i int) string {
+	n := 0
+	for _, a := range m.mon.Apps {
+		if a.Name == m.logsOf {
+			n = len(a.Instances)
+		}
+	}
+	if n <= 1 {
+		return func(int) string { return "" }
+	}
+	width := len(fmt.Sprintf("[%d] ", n-1))
+	return func(i int) string {
+		if i < 0 {
+			return strings.Repeat(" ", width)
+		}
+		p := fmt.Sprintf("[%d] ", i)
+		return p + strings.Repeat(" ", max(width-len(p), 0))
+	}
+}
+
 // logPane draws the last lines of the selected app's logs, n lines.
 func (m *Model) logPane(n int) []string {
-	title := "── logs of " + m.logApp
-	if m.logApp == "" {
-		title = "── logs"
+	title := "── logs"
+	if m.logsOf != "" {
+		title += " of " + m.logsOf
+	}
+	if m.stale() && m.logsOf != "" {
+		title += " (not following: the daemon is not answering)"
 	}
 	out := []string{m.st.bold.Render(title)}
 	lines := m.logs
 	if len(lines) > n-1 {
 		lines = lines[len(lines)-(n-1):]
 	}
+	prefix := m.logPrefixes()
 	for _, l := range lines {
-		prefix := ""
-		if l.Instance >= 0 {
-			prefix = fmt.Sprintf("[%d] ", l.Instance)
-		}
+		p := prefix(l.Instance)
 		text := strings.Map(func(r rune) rune {
 			if r < ' ' && r != '\t' || r == 0x7f {
 				return -1
@@ -390,9 +521,9 @@ func (m *Model) logPane(n int) []string {
 			return r
 		}, ansi.Strip(l.Line))
 		if l.Stream == "err" {
-			out = append(out, m.st.err.Render(prefix+text))
+			out = append(out, m.st.err.Render(p+text))
 		} else {
-			out = append(out, m.st.dim.Render(prefix)+text)
+			out = append(out, m.st.dim.Render(p)+text)
 		}
 	}
 	return out
