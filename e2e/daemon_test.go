@@ -198,23 +198,61 @@ func TestNoOrphans(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.home, "tend.sock")); !os.IsNotExist(err) {
 		t.Errorf("after tend kill the socket is still there: %v", err)
 	}
+	if a := e.startApp("again", "sleep", "forever"); a.ID != 0 {
+		t.Errorf("the first app after tend kill has id %d; want 0, as under pm2", a.ID)
+	}
 }
 
 // TestUpdateKeepsApps: `tend update` replaces the daemon and the apps come
-// back in their states.
+// back in their states: running, stopped, or errored (not started again),
+// with their restart counts. A config.yaml the new daemon would refuse
+// stops the update before anything is stopped.
 func TestUpdateKeepsApps(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.startApp("up", "sleep", "forever")
+	up := e.startApp("up", "sleep", "forever")
 	e.startApp("down", "sleep", "forever")
 	e.ok("stop", "down")
+	e.ok("start", testproc.Command()[0], "--name", "flaky", "--max-restarts", "1", "--restart-delay", "10ms", "--", "exit", "3")
+	flaky := e.waitStatus("flaky", api.StatusErrored)
+	if err := syscall.Kill(up.Instances[0].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "up to be restarted", func() bool {
+		a := e.app("up")
+		return a.Status == api.StatusOnline && a.Instances[0].Restarts == 1
+	})
+
+	cfg := filepath.Join(e.home, "config.yaml")
+	if err := os.WriteFile(cfg, []byte("bus:\n  leafnode: [nats://h:7422]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	old := e.daemonPID()
+	_, stderr, code := e.run("update")
+	if code != 2 || !strings.Contains(stderr, `unknown field "leafnode" (did you mean "leafnodes"?)`) || !strings.Contains(stderr, "nothing was stopped") {
+		t.Errorf("update with a bad config.yaml: exit %d, %q; want 2, the field, a suggestion, and that nothing was stopped", code, stderr)
+	}
+	if e.daemonPID() != old || e.app("up").Status != api.StatusOnline {
+		t.Fatal("a refused update changed the daemon or its apps")
+	}
+	if err := os.Remove(cfg); err != nil {
+		t.Fatal(err)
+	}
+
 	e.ok("update")
 	if e.daemonPID() == old {
 		t.Error("update kept the same daemon")
 	}
-	e.waitStatus("up", api.StatusOnline)
+	if a := e.waitStatus("up", api.StatusOnline); a.Instances[0].Restarts != 1 {
+		t.Errorf("restarts of up after update = %d; want 1, as before", a.Instances[0].Restarts)
+	}
 	if st := e.app("down").Status; st != api.StatusStopped {
 		t.Errorf("a stopped app came back %s after update", st)
 	}
+	after := e.app("flaky")
+	if after.Status != api.StatusErrored || after.Instances[0].Reason != flaky.Instances[0].Reason || after.Instances[0].Restarts != flaky.Instances[0].Restarts {
+		t.Errorf("errored app after update: %s, %q, %d restarts; want errored, %q, %d", after.Status, after.Instances[0].Reason, after.Instances[0].Restarts, flaky.Instances[0].Reason, flaky.Instances[0].Restarts)
+	}
+	e.ok("restart", "flaky") // the user can still start it again
+	waitFor(t, "flaky to run again", func() bool { return e.app("flaky").Instances[0].Restarts > flaky.Instances[0].Restarts })
 }

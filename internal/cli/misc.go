@@ -11,6 +11,7 @@ import (
 
 	ucli "github.com/urfave/cli/v3"
 
+	"github.com/tend-pm/tend/internal/api"
 	"github.com/tend-pm/tend/internal/client"
 	"github.com/tend-pm/tend/internal/daemon"
 	"github.com/tend-pm/tend/internal/units"
@@ -97,6 +98,15 @@ stopped, the daemon exits, and a new daemon from this binary starts them again.`
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			if err := needArgs(c, 0, 0); err != nil {
 				return err
+			}
+			// The new daemon reads config.yaml as it starts: a mistake
+			// there is found now, while the old daemon still runs the apps.
+			home, err := env.Home()
+			if err != nil {
+				return err
+			}
+			if _, err := daemon.LoadConfig(home); err != nil {
+				return fmt.Errorf("%w\nnothing was stopped: fix the file and run `tend update` again: %w", err, api.ErrInvalid)
 			}
 			if _, err := stopDaemon(ctx, env, true); err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/suggest"
 )
 
 func TestFromCommandLine(t *testing.T) {
@@ -231,8 +232,8 @@ func TestDidYouMean(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
 			t.Parallel()
-			if got := didYouMean(tt.key, knownKeys()); got != tt.want {
-				t.Errorf("didYouMean(%q) = %q; want %q", tt.key, got, tt.want)
+			if got := suggest.DidYouMean(tt.key, knownKeys()); got != tt.want {
+				t.Errorf("suggest.DidYouMean(%q) = %q; want %q", tt.key, got, tt.want)
 			}
 		})
 	}

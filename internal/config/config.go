@@ -44,6 +44,7 @@ import (
 	"github.com/tailscale/hujson"
 
 	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/suggest"
 )
 
 // Options carry what the CLI knows about the user's side.
@@ -318,7 +319,7 @@ func (d *decoder) file(root *val) []*draft {
 			case "static":
 				d.r.warnf(m.at, "\"static\" is not supported (use a web server app)")
 			default:
-				d.r.errorf(m.at, "unknown top-level key %q%s", m.key, didYouMean(m.key, []string{"apps", "deploy", "static"}))
+				d.r.errorf(m.at, "unknown top-level key %q%s", m.key, suggest.DidYouMean(m.key, []string{"apps", "deploy", "static"}))
 			}
 		}
 		if root.get("apps") == nil {

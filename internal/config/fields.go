@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tend-pm/tend/internal/api"
+	"github.com/tend-pm/tend/internal/suggest"
 )
 
 // draft is one app as the user wrote it: the fields that need no
@@ -289,6 +290,6 @@ func (d *decoder) set(a *draft, m *member) {
 			}
 			return
 		}
-		d.r.errorf(m.at, "unknown field %q%s", m.key, didYouMean(m.key, knownKeys()))
+		d.r.errorf(m.at, "unknown field %q%s", m.key, suggest.DidYouMean(m.key, knownKeys()))
 	}
 }

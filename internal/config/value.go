@@ -345,3 +345,15 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// jsonMarshal encodes v without escaping <, > and &, which have no reason
+// to be escaped in an environment variable.
+func jsonMarshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/goccy/go-yaml"
 
 	"github.com/tend-pm/tend/internal/resolve"
+	"github.com/tend-pm/tend/internal/suggest"
 )
 
 // ConfigFile holds the daemon's own settings, in TEND_HOME. It is
@@ -65,7 +67,13 @@ func LoadConfig(home string) (Config, error) {
 		var ye yaml.Error
 		if errors.As(err, &ye) && ye.GetToken() != nil {
 			pos := ye.GetToken().Position
-			return c, fmt.Errorf("%s:%d:%d: %s", path, pos.Line, pos.Column, ye.GetMessage())
+			msg := ye.GetMessage()
+			if rest, ok := strings.CutPrefix(msg, `unknown field "`); ok {
+				if key, _, ok := strings.Cut(rest, `"`); ok {
+					msg += suggest.DidYouMean(key, []string{"bus", "metrics", "host", "port", "leafnodes", "addr"})
+				}
+			}
+			return c, fmt.Errorf("%s:%d:%d: %s", path, pos.Line, pos.Column, msg)
 		}
 		return c, fmt.Errorf("%s: %w", path, err)
 	}

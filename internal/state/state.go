@@ -39,8 +39,9 @@ type App struct {
 	Created time.Time   `json:"created"`
 	Running bool        `json:"running"` // desired: should run, or was stopped by the user
 	Spec    api.AppSpec `json:"spec"`
-	// Instances are the processes that ran when the file was written,
-	// with their restart counts, which a new daemon carries on. (It finds
+	// Instances are the app's slots when the file was written: the pid of
+	// a running process, the restart count, which a new daemon carries on,
+	// and whether the slot had given up. (It finds
 	// the processes themselves by their environment, not by these pids,
 	// which the kernel may have given to others since.)
 	Instances []Instance `json:"instances,omitempty"`
@@ -54,6 +55,10 @@ type Instance struct {
 	// got the same pid.
 	StartTicks uint64 `json:"start_ticks"`
 	Restarts   int    `json:"restarts"`
+	// Errored is why the instance gave up (too many unstable restarts, a
+	// program that cannot start), if it did: a new daemon shows it errored
+	// rather than starting it again, as `tend start` or `restart` would.
+	Errored string `json:"errored,omitempty"`
 }
 
 // Load reads the file at path. A missing file is an empty state; a file

@@ -106,13 +106,19 @@ type instance struct {
 // the first error of a process that could not be started at all; the
 // instance is then errored, with the reason.
 func (s *Supervisor) startLocked(a *app) error {
+	return s.startSlotsLocked(a, false)
+}
+
+// startSlotsLocked is startLocked; with keepErrored, instances that had
+// given up stay errored (a new daemon taking over).
+func (s *Supervisor) startSlotsLocked(a *app, keepErrored bool) error {
 	if err := s.openSocketsLocked(a); err != nil {
 		return err
 	}
 	a.running = true
 	var first error
 	for _, in := range a.insts {
-		if in.pid != 0 || in.stopping {
+		if in.pid != 0 || in.stopping || keepErrored && in.status == api.StatusErrored {
 			continue
 		}
 		s.cancelRestartLocked(in)
@@ -384,6 +390,13 @@ func (s *Supervisor) stopLocked(in *instance, why string) <-chan struct{} {
 	}
 	if in.pid == 0 && len(s.strayMembersLocked(takeSnapshot(), in)) == 0 {
 		in.pgid = 0
+		if s.closing && in.status == api.StatusErrored {
+			// The daemon is going away: the state it writes last keeps the
+			// instance errored, so the next daemon does not start it.
+			done := make(chan struct{})
+			close(done)
+			return done
+		}
 		if in.status != api.StatusStopped {
 			s.eventLocked(in.app, in, api.EventStop, func(e *api.Event) { e.Reason = why })
 		}

@@ -37,14 +37,18 @@ func (s *Supervisor) Restore(f *state.File) error {
 		}
 		a.id, a.running = sa.ID, sa.Running
 		maxID = max(maxID, sa.ID)
-		for _, si := range sa.Instances {
-			if si.Slot >= 0 && si.Slot < len(a.insts) {
-				a.insts[si.Slot].restarts = si.Restarts
-			}
-		}
 		if a.running {
 			for _, in := range a.insts {
 				in.status, in.reason = api.StatusLaunching, "taking over from the previous daemon"
+			}
+		}
+		for _, si := range sa.Instances {
+			if si.Slot >= 0 && si.Slot < len(a.insts) {
+				in := a.insts[si.Slot]
+				in.restarts = si.Restarts
+				if si.Errored != "" && a.running {
+					in.status, in.reason = api.StatusErrored, si.Errored
+				}
 			}
 		}
 		apps = append(apps, a)
@@ -78,7 +82,7 @@ func (s *Supervisor) takeover(a *app, old []member) {
 	}
 	s.mu.Lock()
 	if !a.deleted && a.running && !s.closing {
-		if err := s.startLocked(a); err != nil {
+		if err := s.startSlotsLocked(a, true); err != nil {
 			s.deps.Log.Error("takeover", "err", err)
 		}
 	}

@@ -587,6 +587,14 @@ func (s *Supervisor) Shutdown(keepState bool) {
 		})
 	}
 	wg.Wait()
+	if !keepState {
+		// pm2's kill starts the next daemon's ids from 0 again.
+		s.mu.Lock()
+		if len(s.apps) == 0 {
+			s.nextID = 0
+		}
+		s.mu.Unlock()
+	}
 	s.persist()
 }
 
@@ -609,10 +617,14 @@ func (s *Supervisor) snapshotLocked() *state.File {
 	f := &state.File{NextID: s.nextID}
 	for _, a := range s.apps {
 		sa := state.App{ID: a.id, Created: a.created, Running: a.running, Spec: a.spec}
-		for _, in := range a.allInstances() {
-			if in.pid > 0 {
-				sa.Instances = append(sa.Instances, state.Instance{Slot: in.slot, PID: in.pid, StartTicks: in.startTicks, Restarts: in.restarts})
+		// One record per slot; processes a reload is retiring are not
+		// stored (a new daemon finds every process by its environment).
+		for _, in := range a.insts {
+			si := state.Instance{Slot: in.slot, PID: in.pid, StartTicks: in.startTicks, Restarts: in.restarts}
+			if in.status == api.StatusErrored && in.pid == 0 {
+				si.Errored = in.reason
 			}
+			sa.Instances = append(sa.Instances, si)
 		}
 		f.Apps = append(f.Apps, sa)
 	}

@@ -1,16 +1,17 @@
-package config
+// Package suggest finds, for a misspelt name, the known name it most
+// likely meant: every file tend reads refuses unknown keys, and says which
+// key was probably meant.
+package suggest
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 )
 
-// didYouMean returns ` (did you mean "x"?)` for the candidate closest to
+// DidYouMean returns ` (did you mean "x"?)` for the candidate closest to
 // key, or "" when none is close enough to be a likely typo. Case and
 // underscores are ignored first, so killTimeout finds kill_timeout.
-func didYouMean(key string, candidates []string) string {
+func DidYouMean(key string, candidates []string) string {
 	squash := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "")) }
 	if rest, ok := strings.CutPrefix(key, "env-"); ok && rest != "" {
 		return fmt.Sprintf(" (did you mean %q?)", "env_"+rest)
@@ -65,16 +66,4 @@ func editDistance(a, b string) int {
 		prev2, prev, cur = prev, cur, prev2
 	}
 	return prev[len(y)]
-}
-
-// jsonMarshal encodes v without escaping <, > and &, which have no reason
-// to be escaped in an environment variable.
-func jsonMarshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	e := json.NewEncoder(&b)
-	e.SetEscapeHTML(false)
-	if err := e.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
