@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -345,6 +346,59 @@ func TestBusCredentials(t *testing.T) {
 	}
 	if _, errs, code := e.run("bus", "pub", "a.*", "x"); code != 2 || !strings.Contains(errs, "subject") {
 		t.Errorf("publish on a wildcard: exit %d: %s", code, errs)
+	}
+	// The refusals say what is wrong where it is wrong, without the
+	// API's class of error tacked on.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bus", "sub", "a.>.b"}, "> for all the tokens that follow and comes last"},
+		{[]string{"bus", "sub", ""}, "give a subject to subscribe to"},
+		{[]string{"bus", "pub", "", "x"}, "give a subject to publish on"},
+		{[]string{"bus", "pub", "tend.events.web.start", "{}"}, "only tend publishes there"},
+		{[]string{"bus", "pub", "tend.msg.web.0", "{}"}, "only tend publishes there"},
+	} {
+		_, errs, code := e.run(c.args...)
+		if code != 2 || !strings.Contains(errs, c.want) || strings.Contains(errs, "invalid request") {
+			t.Errorf("tend %q: exit %d: %s; want exit 2 saying %q", c.args, code, errs, c.want)
+		}
+	}
+	// A client with the credentials cannot forge tend's reports either.
+	forger, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Close()
+	refused := make(chan error, 1)
+	forger.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { refused <- err })
+	if err := forger.Publish("tend.events.web.start", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-refused; !errors.Is(err, nats.ErrPermissionViolation) {
+		t.Errorf("publish on tend.events: %v; want a permissions violation", err)
+	}
+
+	// `tend env` shows what an instance of a bus app got.
+	envFile := filepath.Join(e.dir, "bus.env")
+	e.ok("start", testproc.Command()[0], "--name", "envy", "--bus", "--", "env", envFile, "sleep", "forever")
+	e.waitStatus("envy", api.StatusOnline)
+	var got []byte
+	waitFor(t, "the instance's environment", func() bool {
+		got, _ = os.ReadFile(envFile)
+		return bytes.Contains(got, []byte(api.EnvBusPassword+"=")) && bytes.HasSuffix(got, []byte("\n"))
+	})
+	shown := e.ok("env", "envy")
+	for _, k := range []string{api.EnvBusURL, api.EnvBusUser, api.EnvBusPassword} {
+		var line string
+		for _, l := range strings.Split(string(got), "\n") {
+			if strings.HasPrefix(l, k+"=") {
+				line = l
+			}
+		}
+		if line == "" || !strings.Contains(shown, line+"\n") {
+			t.Errorf("tend env envy does not show the instance's %s (%q):\n%s", k, line, shown)
+		}
 	}
 }
 

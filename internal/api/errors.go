@@ -1,6 +1,9 @@
 package api
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // Error kinds. Handlers wrap these with context (fmt.Errorf("app %q: %w",
 // name, api.ErrNotFound)); the server sends the kind as a code and the
@@ -64,6 +67,22 @@ func kindOf(code string) error {
 	default:
 		return ErrInternal
 	}
+}
+
+// Text is err's message for a person: the words of a kind that only
+// classify it (": invalid request", ": conflict", ": failed"), which the
+// code or the exit status carries, are left off the end. "not found" stays:
+// messages are written to read with it ("app \"web\": not found").
+func Text(err error) string {
+	msg := err.Error()
+	for _, k := range []error{ErrInvalid, ErrConflict, ErrFailed} {
+		if errors.Is(err, k) {
+			if m, ok := strings.CutSuffix(msg, ": "+k.Error()); ok {
+				return m
+			}
+		}
+	}
+	return msg
 }
 
 // Classify returns the code and HTTP status for err: the one mapping from

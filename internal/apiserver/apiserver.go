@@ -206,7 +206,8 @@ func (s *server) notify(w *uhttp.Response, r *uhttp.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, struct{}{})
+	// No body: a shell's `curl` in the app would print it into the app's log.
+	w.WriteHeader(204)
 }
 
 func (s *server) monitor(w *uhttp.Response, r *uhttp.Request) {
@@ -331,7 +332,7 @@ func writeJSON(w *uhttp.Response, v any) {
 // writeError is the one place errors become responses.
 func writeError(w *uhttp.Response, err error) {
 	code, status := api.Classify(err)
-	writeStatus(w, status, code, err.Error())
+	writeStatus(w, status, code, api.Text(err))
 }
 
 func writeStatus(w *uhttp.Response, status int, code, msg string) {

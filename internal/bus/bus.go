@@ -134,6 +134,8 @@ func (b *Bus) startLocked() (*natsd.Server, error) {
 		// only: `tend trigger web` must not be answered by another
 		// machine's web.
 		Local: []string{api.SubjectAction + ".", api.SubjectInbox + ".", inboxPrefix},
+		// What tend reports, only tend publishes.
+		Reserved: []string{api.SubjectEvents + ".", api.SubjectMsg + "."},
 	}
 	srv, err := natsd.Start(opts)
 	if err != nil && b.cfg.Port == 0 && port != 0 {
@@ -249,7 +251,7 @@ func (b *Bus) Deliver(subject string, data []byte) (int, error) {
 		return 0, nil
 	}
 	if err := srv.Publish(subject, "", nil, data); err != nil {
-		return 0, kind(err)
+		return 0, kind(err, false)
 	}
 	return n, nil
 }
@@ -263,14 +265,20 @@ func (b *Bus) PublishStarted(subject string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	return kind(srv.Publish(subject, "", nil, data))
+	if srv.IsReserved(subject) {
+		return fmt.Errorf("%s: tend.events.> and tend.msg.> carry what tend reports, and only tend publishes there: %w", subject, api.ErrInvalid)
+	}
+	return kind(srv.Publish(subject, "", nil, data), false)
 }
 
-// kind marks what the server refuses as the caller's mistake.
-func kind(err error) error {
+// kind marks what the server refuses as the caller's mistake, saying
+// what a subject may be where it is used: to publish on, or to subscribe.
+func kind(err error, subscribe bool) error {
 	switch {
+	case errors.Is(err, natsd.ErrInvalidSubject) && subscribe:
+		return fmt.Errorf("%w (subjects are tokens separated by '.', without spaces; the wildcard * stands for one whole token, > for all the tokens that follow and comes last): %w", err, api.ErrInvalid)
 	case errors.Is(err, natsd.ErrInvalidSubject):
-		return fmt.Errorf("%w (subjects are tokens separated by '.', without spaces; wildcards * and > only to subscribe): %w", err, api.ErrInvalid)
+		return fmt.Errorf("%w (subjects are tokens separated by '.', without spaces; a message is published on a subject without the wildcards * and >): %w", err, api.ErrInvalid)
 	case errors.Is(err, natsd.ErrMaxPayload):
 		return fmt.Errorf("%w: %w", err, api.ErrInvalid)
 	}
@@ -288,7 +296,7 @@ func (b *Bus) Subscribe(subject string, fn func(natsd.Msg)) (*natsd.Subscription
 	}
 	sub, err := srv.Subscribe(subject, "", fn)
 	if err != nil {
-		return nil, kind(err)
+		return nil, kind(err, true)
 	}
 	return sub, nil
 }

@@ -43,6 +43,9 @@ func newBusPub(env *Env) *ucli.Command {
 			if err := needArgs(c, 2, 2); err != nil {
 				return err
 			}
+			if c.Args().Get(0) == "" {
+				return usagef("give a subject to publish on, such as chat.room1")
+			}
 			cl, err := env.Client(ctx)
 			if err != nil {
 				return err
@@ -65,6 +68,9 @@ func newBusSub(env *Env) *ucli.Command {
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			if err := needArgs(c, 1, 1); err != nil {
 				return err
+			}
+			if c.Args().First() == "" {
+				return usagef("give a subject to subscribe to, such as chat.> or tend.events.>")
 			}
 			count := int(c.Int("count"))
 			if count < 0 {

@@ -123,7 +123,7 @@ func exitCode(err error) int {
 // printError prints err as "tend: ..." lines, adding the next step to take
 // where the kind of error suggests one.
 func printError(w io.Writer, err error) {
-	msg := err.Error()
+	msg := api.Text(err)
 	var hint string
 	switch {
 	case errors.Is(err, api.ErrNotFound) && strings.Contains(msg, "app "):

@@ -219,7 +219,19 @@ func newEnvCmd(env *Env) *ucli.Command {
 			if err != nil {
 				return err
 			}
-			for _, kv := range api.InstanceEnv(&apps[0].Spec, slot, home, nil) {
+			// The bus's address and credentials are the daemon's to give:
+			// they are what the instance got when it started.
+			var extra map[string]string
+			if apps[0].Spec.Bus {
+				st, err := cl.BusStatus(ctx, false, true)
+				if err != nil {
+					return err
+				}
+				if st.Running {
+					extra = map[string]string{api.EnvBusURL: st.URL, api.EnvBusUser: st.User, api.EnvBusPassword: st.Password}
+				}
+			}
+			for _, kv := range api.InstanceEnv(&apps[0].Spec, slot, home, extra) {
 				fmt.Fprintln(env.IO.Out, kv)
 			}
 			return nil

@@ -180,6 +180,10 @@ func (c *conn) pub(o *op) {
 		c.send([]byte("-ERR 'Invalid Publish Subject'\r\n"))
 		return
 	}
+	if len(c.s.o.Reserved) > 0 && c.s.IsReserved(string(o.subject)) {
+		c.send([]byte("-ERR 'Permissions Violation for Publish to \"" + string(o.subject) + "\"'\r\n"))
+		return
+	}
 	c.r.inMsgs++
 	c.r.inBytes += uint64(len(o.payload))
 	n := c.r.route(o.subject, o.reply, o.hdr, o.payload, nil)

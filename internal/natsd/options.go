@@ -48,6 +48,13 @@ type Options struct {
 	// inbox) here, since they name an app and a slot that are only
 	// meaningful on one machine.
 	Local []string
+	// Reserved lists subject prefixes only the server's owner publishes
+	// on (Server.Publish): a client's PUB on one is refused with
+	// nats-server's permissions error, and the connection stays open, as
+	// nats-server does. Messages from hubs are not affected. tend reserves
+	// the subjects of its own reports (lifecycle events, Node.js messages),
+	// so that what a subscriber reads there is what tend did.
+	Reserved []string
 	// Lookup returns the addresses of a hub's host (a name, or an IP
 	// literal as it is). It is called at each attempt to connect, so
 	// that a hub that moves is found again. Default: the system's

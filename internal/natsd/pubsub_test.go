@@ -445,3 +445,30 @@ func TestInterest(t *testing.T) {
 	nc.Close()
 	waitFor(t, "the client's subscriptions to go", func() bool { l, _ := s.Interest("svc.a"); return l == 0 })
 }
+
+// TestReserved: a client's PUB on a reserved prefix is refused with
+// nats-server's permissions error and reaches no one; the connection
+// stays usable, subscribing there is allowed, and the owner publishes.
+func TestReserved(t *testing.T) {
+	s := start(t, func(o *Options) { o.Reserved = []string{"tend.events."} })
+	watcher := connect(t, s)
+	sub, err := watcher.SubscribeSync("tend.events.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watcher.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := dialRaw(t, s)
+	r.login("")
+	r.send("PUB tend.events.web.start 2\r\n{}\r\n")
+	r.expect(`-ERR 'Permissions Violation for Publish to "tend.events.web.start"'`)
+	r.send("PUB tend.eventsx 1\r\nx\r\nPUB tend.events 1\r\nx\r\nPING\r\n")
+	r.expect("PONG")
+	if err := s.Publish("tend.events.web.exit", "", nil, []byte("real")); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(t, sub); m.Subject != "tend.events.web.exit" || string(m.Data) != "real" {
+		t.Errorf("the watcher got %s %q first; want the owner's tend.events.web.exit", m.Subject, m.Data)
+	}
+}

@@ -386,6 +386,16 @@ func randomID(n int) string {
 	return string(b)
 }
 
+// IsReserved reports whether subject starts with one of Options.Reserved.
+func (s *Server) IsReserved(subject string) bool {
+	for _, p := range s.o.Reserved {
+		if strings.HasPrefix(subject, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // isLocal reports whether subject starts with one of Options.Local.
 func (s *Server) isLocal(subject string) bool {
 	for _, p := range s.o.Local {
