@@ -221,14 +221,20 @@ func TestMonit(t *testing.T) {
 		}
 	}
 
-	// Keys: R restarts the selected app (web, the first); d then y deletes
-	// the next one.
+	// Keys: R then y restarts the selected app (web, the first); d then y
+	// deletes the next one.
 	m := monit.New(ctx, cl, monit.Options{Every: 100 * time.Millisecond})
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("spare")) },
 		teatest.WithDuration(30*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
 	key := func(s string) { tm.Send(tea.KeyPressMsg{Code: []rune(s)[0], Text: s}) }
-	key("R")
+	key("R") // asks first: nothing happens until y
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("restart web: stop all its instances")) },
+		teatest.WithDuration(30*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+	if a := e.app("web"); a.Instances[0].Restarts != 0 {
+		t.Fatalf("R restarted web before it was confirmed: %+v", a.Instances[0])
+	}
+	key("y")
 	waitFor(t, "web to be restarted from monit", func() bool {
 		a := e.app("web")
 		return a.Instances[0].Restarts == 1 && a.Status == api.StatusOnline

@@ -67,6 +67,9 @@ func TestNotifyBodyLimit(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		raw, _ := io.ReadAll(resp.Body)
+		if resp.Status == 204 && (len(raw) > 0 || resp.Header.Get("Content-Length") != "") {
+			t.Errorf("204 with a body %q or a length %q", raw, resp.Header.Get("Content-Length"))
+		}
 		var e api.ErrorBody
 		_ = json.Unmarshal(raw, &e)
 		return resp.Status, e
@@ -80,8 +83,8 @@ func TestNotifyBodyLimit(t *testing.T) {
 	if len(full) != 4096 || len(over) <= 4096 || !strings.HasSuffix(over[:4096], "METRIC=latency_ms 12") {
 		t.Fatalf("bad test bodies: %d, %d", len(full), len(over))
 	}
-	if st, e := post(full); st != 200 {
-		t.Errorf("a body of 4096 bytes: %d %+v; want 200", st, e)
+	if st, e := post(full); st != 204 {
+		t.Errorf("a body of 4096 bytes: %d %+v; want 204, no content", st, e)
 	}
 	if st, e := post(over); st != 413 || e.Error.Code != api.CodeInvalid || !strings.Contains(e.Error.Message, "4096") {
 		t.Errorf("a body of %d bytes: %d %+v; want 413, invalid, saying the limit", len(over), st, e)

@@ -17,7 +17,7 @@ func newMonit(env *Env) *ucli.Command {
 		Usage:   "Watch and drive the apps in the terminal: CPU, memory, history, logs",
 		Description: `A live view of every app and instance: status, CPU and memory (bars and a
 history graph), restarts, uptime, and the selected app's logs. Keys: ↑↓ select,
-r reload, R restart, s stop, S start, +/- scale, d delete (asks first),
+r reload, R restart, s stop, S start, +/- scale, d delete (R, s and d ask first),
 / filter, ? help, q quit. If the daemon goes away, monit waits for it.`,
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			if err := needArgs(c, 0, 0); err != nil {

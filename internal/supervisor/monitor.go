@@ -317,6 +317,7 @@ func (s *Supervisor) restartForMemoryLocked(in *instance, ev LimitEvent, why str
 	}
 	s.limitActsLocked(in, &ev, d.reason)
 	s.failLocked(in, why)
+	in.lastRestart.Reason = why + "; action: " + ev.Action
 	return ev
 }
 
@@ -366,7 +367,7 @@ func (s *Supervisor) reloadForMemory(in *instance, run uint64, ev LimitEvent, wh
 		return
 	}
 	ev.Action = limitReload
-	in.lastRestart = &api.RestartInfo{Reason: why, Time: s.deps.Clock.Now()}
+	in.lastRestart = &api.RestartInfo{Reason: why + "; action: " + limitReload, Time: s.deps.Clock.Now()}
 	s.limitActsLocked(in, &ev, why+"; reloading its slot: a new process first")
 	s.mu.Unlock()
 	if s.deps.OnLimit != nil {

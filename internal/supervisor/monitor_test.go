@@ -149,7 +149,7 @@ func TestMemoryLimit(t *testing.T) {
 	in = waitInstance(t, h, "leak", "a new process", func(in api.InstanceInfo) bool {
 		return in.PID != 0 && in.PID != first.PID && in.Status == api.StatusOnline
 	})
-	if in.Restarts != 1 || in.LastRestart == nil || !strings.Contains(in.LastRestart.Reason, "over max_memory_restart 32.0 MiB") {
+	if in.Restarts != 1 || in.LastRestart == nil || !strings.HasSuffix(in.LastRestart.Reason, "over max_memory_restart 32.0 MiB; action: restart") {
 		t.Errorf("after the restart: restarts %d, last restart %+v; want 1 and the memory reason", in.Restarts, in.LastRestart)
 	}
 	waitFor(t, "the limit event", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) > 0 })
@@ -383,7 +383,7 @@ func TestMemoryLimitReloadThenPolicy(t *testing.T) {
 	in := waitInstance(t, h, "fat", "the slot reloaded", func(in api.InstanceInfo) bool {
 		return in.PID != 0 && in.PID != first && in.Ready
 	})
-	if in.Restarts != 1 || in.LastRestart == nil || !strings.Contains(in.LastRestart.Reason, "over max_memory_restart 32.0 MiB") {
+	if in.Restarts != 1 || in.LastRestart == nil || !strings.HasSuffix(in.LastRestart.Reason, "over max_memory_restart 32.0 MiB; action: reload") {
 		t.Errorf("after the reload: %d restarts, last restart %+v; want 1 and the memory reason", in.Restarts, in.LastRestart)
 	}
 	// The fake clock stands still: every new process is over its limit

@@ -86,7 +86,7 @@ func (w *Response) writeHead(length int) {
 	for k, v := range w.header {
 		fmt.Fprintf(w.w, "%s: %s\r\n", canonical(k), v)
 	}
-	if length >= 0 {
+	if length >= 0 && w.status != 204 { // a 204 has no body, nor its length (RFC 9110, 8.6)
 		fmt.Fprintf(w.w, "Content-Length: %d\r\n", length)
 	}
 	w.w.WriteString("Connection: close\r\n\r\n")

@@ -151,6 +151,8 @@ func StatusText(code int) string {
 		return "Continue"
 	case 200:
 		return "OK"
+	case 204:
+		return "No Content"
 	case 400:
 		return "Bad Request"
 	case 401:
