@@ -191,8 +191,15 @@ func TestBusBroadcastAndTrigger(t *testing.T) {
 	e.ok("start", testproc.Command()[0], "--name", "mute", "--bus", "--", "sleep", "forever")
 	e.waitStatus("mute", api.StatusOnline)
 	out, _, code = e.run("trigger", "mute", "whoami", "--timeout", "2s")
-	if code != 1 || !strings.Contains(out, `mute[0]`) || !strings.Contains(out, `no handler for "whoami"`) {
+	if code != 1 || !strings.Contains(out, `mute[0]`) || !strings.Contains(out, `no handler for "whoami"`) || strings.Contains(out, "no bus") {
 		t.Errorf("trigger on an app with no handler: exit %d\n%s", code, out)
+	}
+	// On an app without the bus, the line says why there can be no handler.
+	e.ok("start", testproc.Command()[0], "--name", "busless", "--", "sleep", "forever")
+	e.waitStatus("busless", api.StatusOnline)
+	out, _, code = e.run("trigger", "busless", "whoami")
+	if code != 1 || !strings.Contains(out, `no handler for "whoami"`) || !strings.Contains(out, "the app has no bus: start it with --bus") {
+		t.Errorf("trigger on an app without the bus: exit %d\n%s", code, out)
 	}
 	// One instance stopped: the others answer, it is named.
 	if err := syscall.Kill(pids[1], syscall.SIGSTOP); err != nil {

@@ -306,7 +306,11 @@ func triggerLine(app string, r api.TriggerReply, timeout time.Duration, action s
 		}
 		return s
 	case api.TriggerNoHandler:
-		return fmt.Sprintf("%s: no handler for %q (nothing subscribes to %s)", who, action, api.ActionSubject(app, r.Instance, action))
+		s := fmt.Sprintf("%s: no handler for %q (nothing subscribes to %s)", who, action, api.ActionSubject(app, r.Instance, action))
+		if r.Reply != "" {
+			s += "; " + r.Reply
+		}
+		return s
 	case api.TriggerFailed:
 		return fmt.Sprintf("%s: not asked: %s", who, r.Reply)
 	default:

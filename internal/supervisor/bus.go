@@ -215,6 +215,12 @@ func (s *Supervisor) Trigger(ctx context.Context, req api.TriggerRequest) ([]api
 				return
 			}
 			j.reply.Outcome = api.TriggerNoHandler
+			defer func() {
+				if j.reply.Outcome == api.TriggerNoHandler && !j.app.spec.Bus {
+					// Most likely why nothing answers: say so with the answer.
+					j.reply.Reply = "the app has no bus: start it with --bus (bus: true), or register the action with @pm2/io in Node.js"
+				}
+			}()
 			if s.deps.Bus == nil {
 				return
 			}
