@@ -70,7 +70,7 @@ func LoadConfig(home string) (Config, error) {
 			msg := ye.GetMessage()
 			if rest, ok := strings.CutPrefix(msg, `unknown field "`); ok {
 				if key, _, ok := strings.Cut(rest, `"`); ok {
-					msg += suggest.DidYouMean(key, []string{"bus", "metrics", "host", "port", "leafnodes", "addr"})
+					msg += configHint(key)
 				}
 			}
 			return c, fmt.Errorf("%s:%d:%d: %s", path, pos.Line, pos.Column, msg)
@@ -86,6 +86,17 @@ func LoadConfig(home string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// configHint helps with a key config.yaml does not take where it is: a
+// key of another section gets the sections' keys, a misspelt one the key
+// it likely meant.
+func configHint(key string) string {
+	switch key {
+	case "bus", "metrics", "host", "port", "leafnodes", "addr":
+		return " (the file has two sections: bus, with host, port and leafnodes; metrics, with addr)"
+	}
+	return suggest.DidYouMean(key, []string{"bus", "metrics", "host", "port", "leafnodes", "addr"})
 }
 
 func (b *BusConfig) check() error {

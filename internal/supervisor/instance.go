@@ -77,11 +77,16 @@ type instance struct {
 	// signaled. A process that is exiting can no longer show its
 	// environment, so it would not be found as a member any more; the
 	// stop waits until each of these is gone by its pid and start time.
-	signaled  []member
-	stopWhy   string
-	stopDone  chan struct{}
-	killTimer clock.Timer
-	killedAt  time.Time // when SIGKILL was sent, for killGrace
+	signaled []member
+	stopWhy  string
+	stopDone chan struct{}
+	// erroredAtClose: the instance had given up when the daemon began to
+	// shut down, so the state it leaves keeps it errored. (One that fails
+	// to start during the shutdown, "the daemon is shutting down", is
+	// stopped, not errored.)
+	erroredAtClose bool
+	killTimer      clock.Timer
+	killedAt       time.Time // when SIGKILL was sent, for killGrace
 	// afterStop, if set, runs instead of marking the instance stopped: the
 	// restart that waits for the leftovers of a crashed process to go.
 	afterStop func()
@@ -390,7 +395,7 @@ func (s *Supervisor) stopLocked(in *instance, why string) <-chan struct{} {
 	}
 	if in.pid == 0 && len(s.strayMembersLocked(takeSnapshot(), in)) == 0 {
 		in.pgid = 0
-		if s.closing && in.status == api.StatusErrored {
+		if s.closing && in.status == api.StatusErrored && in.erroredAtClose {
 			// The daemon is going away: the state it writes last keeps the
 			// instance errored, so the next daemon does not start it.
 			done := make(chan struct{})
@@ -534,6 +539,10 @@ func (s *Supervisor) completeStopLocked(in *instance) {
 	if then := in.afterStop; then != nil {
 		in.afterStop = nil
 		then()
+		// What follows a stop (a restart, or giving up: errored) is
+		// state a new daemon needs; this runs under s.mu, so the write is
+		// left to a goroutine (the store keeps the latest snapshot).
+		s.writes.Go(s.persist)
 	} else {
 		in.status, in.reason = api.StatusStopped, in.stopWhy
 		s.eventLocked(in.app, in, api.EventStop, func(e *api.Event) { e.Reason = in.stopWhy })

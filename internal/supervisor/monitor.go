@@ -382,7 +382,7 @@ func (s *Supervisor) reloadForMemory(in *instance, run uint64, ev LimitEvent, wh
 	defer s.mu.Unlock()
 	if in.run == run && in.pid != 0 && !in.stopping && !s.closing && !a.deleted &&
 		in.slot < len(a.insts) && a.insts[in.slot] == in {
-		s.failLocked(in, why+"; the reload failed: "+err.Error())
+		s.restartForMemoryLocked(in, ev, why+"; the reload failed: "+err.Error())
 	}
 }
 

@@ -98,6 +98,9 @@ type Supervisor struct {
 	// shutdown is closed when Shutdown begins, ending a reload's wait for
 	// new processes to be ready.
 	shutdown chan struct{}
+	// writes are state writes started where s.mu is held (persist takes
+	// it); Shutdown waits for them before its last one.
+	writes sync.WaitGroup
 	// mon is the sampler (monitor.go).
 	mon monitor
 }
@@ -571,6 +574,11 @@ func (s *Supervisor) Shutdown(keepState bool) {
 	}
 	s.closing = true
 	apps := slices.Clone(s.apps)
+	for _, a := range apps {
+		for _, in := range a.insts {
+			in.erroredAtClose = in.status == api.StatusErrored
+		}
+	}
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, a := range apps {
@@ -587,6 +595,7 @@ func (s *Supervisor) Shutdown(keepState bool) {
 		})
 	}
 	wg.Wait()
+	s.writes.Wait()
 	if !keepState {
 		// pm2's kill starts the next daemon's ids from 0 again.
 		s.mu.Lock()
