@@ -382,8 +382,13 @@ func TestBusCredentials(t *testing.T) {
 	if err := forger.Publish("tend.events.web.start", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-refused; !errors.Is(err, nats.ErrPermissionViolation) {
-		t.Errorf("publish on tend.events: %v; want a permissions violation", err)
+	select {
+	case err := <-refused:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Errorf("publish on tend.events: %v; want a permissions violation", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("publish on tend.events: no error within 10s; want a permissions violation")
 	}
 
 	// `tend env` shows what an instance of a bus app got.

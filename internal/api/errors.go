@@ -73,16 +73,19 @@ func kindOf(code string) error {
 // classify it (": invalid request", ": conflict", ": failed"), which the
 // code or the exit status carries, are left off the end. "not found" stays:
 // messages are written to read with it ("app \"web\": not found").
+//
+// Each line is looked at: an action on several apps joins one error per
+// app, one per line.
 func Text(err error) string {
-	msg := err.Error()
+	lines := strings.Split(err.Error(), "\n")
 	for _, k := range []error{ErrInvalid, ErrConflict, ErrFailed} {
 		if errors.Is(err, k) {
-			if m, ok := strings.CutSuffix(msg, ": "+k.Error()); ok {
-				return m
+			for i, l := range lines {
+				lines[i] = strings.TrimSuffix(l, ": "+k.Error())
 			}
 		}
 	}
-	return msg
+	return strings.Join(lines, "\n")
 }
 
 // Classify returns the code and HTTP status for err: the one mapping from

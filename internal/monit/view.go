@@ -246,15 +246,22 @@ const (
 
 func (m *Model) layout() layout {
 	w := m.width
-	switch {
-	case w >= 100:
-		return layout{name: 24, status: 9, cpu: 6, cpuBar: 12, mem: 10, memBar: 12, restarts: 4, uptime: 7}
-	case w >= 72:
-		return layout{name: 18, status: 9, cpu: 6, cpuBar: 8, mem: 10, memBar: 8, restarts: 4, uptime: 6}
-	case w >= 52:
-		return layout{name: 16, status: 9, cpu: 6, mem: 10, restarts: 4, uptime: 6}
+	l := layout{status: 9, cpu: 6, mem: 10}
+	// Every column takes its width and a space; the name has what is left.
+	used := gutter + l.status + 1 + l.cpu + 1 + l.mem + 1
+	if w >= 52 {
+		l.restarts, l.uptime = 4, 6
+		used += l.restarts + 1 + l.uptime + 1
 	}
-	return layout{name: max(w-gutter-29, 8), status: 9, cpu: 6, mem: 10}
+	if w >= 72 {
+		l.cpuBar, l.memBar = 6, 6
+		if w >= 100 {
+			l.cpuBar, l.memBar = 12, 12
+		}
+		used += l.cpuBar + 1 + l.memBar + 1
+	}
+	l.name = min(max(w-used-1, 8), 32)
+	return l
 }
 
 func pad(s string, n int) string {

@@ -4,17 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
-	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"github.com/tend-pm/tend/internal/api"
 )
@@ -88,23 +87,49 @@ func TestSelectionWithoutStyles(t *testing.T) {
 	// Through Bubble Tea on TERM=dumb (and an output that is not a
 	// terminal, which Bubble Tea treats alike): no styles reach the
 	// output, the marker does.
+	// (A program of its own, not teatest's: teatest leaves a SIGINT
+	// handler behind that logs into a finished test when the PTY test
+	// interrupts the process.)
 	f := newFake("api", "web")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tm := teatest.NewTestModel(t, New(ctx, f, Options{}), teatest.WithInitialTermSize(60, 12),
-		teatest.WithProgramOptions(tea.WithEnvironment([]string{"TERM=dumb"})))
-	var out bytes.Buffer
-	teatest.WaitFor(t, io.TeeReader(tm.Output(), &out), func(b []byte) bool { return bytes.Contains(b, []byte(marker+" api")) },
-		teatest.WithDuration(20*time.Second), teatest.WithCheckInterval(5*time.Millisecond))
-	if err := tm.Quit(); err != nil {
-		t.Fatal(err)
+	var out lockedBuffer
+	p := tea.NewProgram(New(ctx, f, Options{}), tea.WithInput(nil), tea.WithOutput(&out), tea.WithoutSignals(),
+		tea.WithWindowSize(60, 12), tea.WithEnvironment([]string{"TERM=dumb"}))
+	done := make(chan error, 1)
+	go func() { _, err := p.Run(); done <- err }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), marker+" api") {
+		if time.Now().After(deadline) {
+			t.Fatalf("TERM=dumb: no %q in the output:\n%s", marker+" api", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := io.Copy(&out, tm.FinalOutput(t, teatest.WithFinalTimeout(10*time.Second))); err != nil {
+	p.Quit()
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if s := sgr.FindString(out.String()); s != "" {
 		t.Errorf("TERM=dumb: the output holds the style %q", s)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer a program writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // has reports whether some line of lines contains s.
