@@ -547,6 +547,9 @@ process.send('ready');
 	if !strings.Contains(out, `"opts":"{\"v\":2}"`) { // the params as given, as pm2 passes them
 		t.Errorf("trigger over IPC with params: %s", out)
 	}
+	if out, _, code := e.run("trigger", "n", "bye"); code != 1 || !strings.Contains(out, `no handler for "bye"`) || !strings.Contains(out, "its @pm2/io actions are hello") {
+		t.Errorf("trigger of an action the app did not register: exit %d: %s", code, out)
+	}
 
 	begin := time.Now()
 	e.ok("stop", "n")
@@ -555,6 +558,48 @@ process.send('ready');
 	}
 	if b, err := os.ReadFile(bye); err != nil || string(b) != "bye" {
 		t.Errorf("the app did not see 'shutdown': %v", err)
+	}
+}
+
+// TestTriggerAfterUnansweredAction: an @pm2/io-style action that once
+// never answers costs at most one more failed trigger (its reply is taken
+// as the late answer of the first), never every later one.
+func TestTriggerAfterUnansweredAction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	script := filepath.Join(e.dir, "flaky.js")
+	app := `let n = 0;
+process.on('message', (m) => {
+  if (m !== 'count') return;
+  n++;
+  if (n === 1) return; // the first call is never answered
+  process.send({ type: 'axm:reply', data: { action_name: 'count', return: { n } } });
+});
+process.send({ type: 'axm:action', data: { action_name: 'count', opts: null, arity: 1 } });
+setInterval(() => {}, 1 << 30);
+`
+	if err := os.WriteFile(script, []byte(app), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("start", script, "--name", "flaky")
+	e.waitStatus("flaky", api.StatusOnline)
+	waitFor(t, "the action to be registered", func() bool {
+		out, _, _ := e.run("trigger", "flaky", "count", "--timeout", "1s")
+		return strings.Contains(out, "no answer within 1s")
+	})
+	var outs []string
+	for range 3 {
+		out, _, code := e.run("trigger", "flaky", "count", "--timeout", "1s")
+		outs = append(outs, out)
+		if code == 0 {
+			break
+		}
+	}
+	if last := outs[len(outs)-1]; len(outs) > 2 || !strings.Contains(last, `{"n":`) {
+		t.Fatalf("triggers after an unanswered one:\n%s\nwant an answer by the second", strings.Join(outs, ""))
+	}
+	if out := e.ok("trigger", "flaky", "count", "--timeout", "5s"); !strings.Contains(out, `{"n":`) {
+		t.Errorf("the next trigger: %s", out)
 	}
 }
 

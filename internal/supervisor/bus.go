@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -185,6 +187,12 @@ func (s *Supervisor) Trigger(ctx context.Context, req api.TriggerRequest) ([]api
 		reply *api.TriggerReply
 		c     *ipcChannel
 		wait  chan []byte
+		// dropped: late replies c had dropped for this action when
+		// this trigger began to wait (see staleReply).
+		dropped int
+		// ipcActions: what a Node.js instance without this action
+		// registered with @pm2/io (nil: no IPC channel), for the hint.
+		ipcActions []string
 	}
 	out := make([]api.TriggerResult, len(apps))
 	var jobs []job
@@ -199,8 +207,13 @@ func (s *Supervisor) Trigger(ctx context.Context, req api.TriggerRequest) ([]api
 			}
 			j := job{app: a, reply: r}
 			if c := in.ipc; c != nil && c.actions[req.Action] {
-				j.c, j.wait = c, make(chan []byte, 1)
+				j.c, j.wait, j.dropped = c, make(chan []byte, 1), c.dropped[req.Action]
 				c.waiters[req.Action] = append(c.waiters[req.Action], j.wait)
+			} else if c != nil {
+				j.ipcActions = slices.Sorted(maps.Keys(c.actions))
+				if j.ipcActions == nil {
+					j.ipcActions = []string{}
+				}
 			}
 			jobs = append(jobs, j)
 		}
@@ -211,13 +224,19 @@ func (s *Supervisor) Trigger(ctx context.Context, req api.TriggerRequest) ([]api
 	for _, j := range jobs {
 		wg.Go(func() {
 			if j.c != nil {
-				s.triggerIPC(ctx, j.c, j.wait, req, j.reply)
+				s.triggerIPC(ctx, j.c, j.wait, j.dropped, req, j.reply)
 				return
 			}
 			j.reply.Outcome = api.TriggerNoHandler
 			defer func() {
-				if j.reply.Outcome == api.TriggerNoHandler && !j.app.spec.Bus {
-					// Most likely why nothing answers: say so with the answer.
+				// Most likely why nothing answers: say so with the answer.
+				switch {
+				case j.reply.Outcome != api.TriggerNoHandler:
+				case len(j.ipcActions) > 0:
+					j.reply.Reply = "its @pm2/io actions are " + strings.Join(j.ipcActions, ", ")
+				case j.ipcActions != nil && !j.app.spec.Bus:
+					j.reply.Reply = "it registered no @pm2/io action, and the app has no bus (--bus)"
+				case !j.app.spec.Bus:
 					j.reply.Reply = "the app has no bus: start it with --bus (bus: true), or register the action with @pm2/io in Node.js"
 				}
 			}()
@@ -241,7 +260,8 @@ func (s *Supervisor) Trigger(ctx context.Context, req api.TriggerRequest) ([]api
 
 // triggerIPC asks one Node.js instance for an action the pm2 way: the
 // bare action name, or {msg, opts} with the parameters as given.
-func (s *Supervisor) triggerIPC(ctx context.Context, c *ipcChannel, wait chan []byte, req api.TriggerRequest, r *api.TriggerReply) {
+// dropped is c.dropped[req.Action] when the trigger began to wait.
+func (s *Supervisor) triggerIPC(ctx context.Context, c *ipcChannel, wait chan []byte, dropped int, req api.TriggerRequest, r *api.TriggerReply) {
 	answered := false
 	defer func() {
 		s.mu.Lock()
@@ -250,9 +270,10 @@ func (s *Supervisor) triggerIPC(ctx context.Context, c *ipcChannel, wait chan []
 		for i, w := range ws {
 			if w == wait {
 				c.waiters[req.Action] = append(ws[:i:i], ws[i+1:]...)
-				if !answered {
+				if !answered && c.dropped[req.Action] == dropped {
 					// Its answer may still come: it is not the next
-					// trigger's.
+					// trigger's. (If a reply was dropped while it
+					// waited, that may have been its own: see staleReply.)
 					c.stale[req.Action] = append(c.stale[req.Action], s.deps.Clock.Now().Add(staleReply))
 				}
 				break

@@ -33,7 +33,10 @@ const maxIPCQueue = 4 << 20
 // staleReply is how long a trigger that gave up on an app keeps claiming
 // the late axm:reply it may still get: pm2's protocol names no request,
 // so without this the next trigger of the same action would print the
-// earlier one's answer as its own.
+// earlier one's answer as its own. A trigger that gave up after a reply
+// was dropped for an earlier one claims nothing: the dropped reply may
+// have been its own (the earlier one never answered), and claiming again
+// would drop every answer after it.
 const staleReply = 30 * time.Second
 
 // ipcChannel is the daemon's end of one process's IPC channel. One writer
@@ -50,12 +53,14 @@ type ipcChannel struct {
 	actions map[string]bool          // registered with axm:action
 	waiters map[string][]chan []byte // triggers waiting for axm:reply, by action
 	stale   map[string][]time.Time   // until when a late reply belongs to a trigger that gave up
+	dropped map[string]int           // replies dropped as late, by action
 }
 
 func newIPCChannel(f *os.File) *ipcChannel {
 	c := &ipcChannel{
 		f: f, out: make(chan []byte, 256), done: make(chan struct{}),
 		actions: map[string]bool{}, waiters: map[string][]chan []byte{}, stale: map[string][]time.Time{},
+		dropped: map[string]int{},
 	}
 	go c.write()
 	return c
@@ -241,6 +246,7 @@ func (s *Supervisor) replyLocked(c *ipcChannel, action string, ret json.RawMessa
 	}
 	if len(st) > 0 {
 		c.stale[action] = st[1:]
+		c.dropped[action]++
 		return // the late answer of a trigger that gave up
 	}
 	delete(c.stale, action)

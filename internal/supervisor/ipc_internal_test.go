@@ -107,7 +107,7 @@ func TestIPCSendWhole(t *testing.T) {
 func TestReplyAfterTimeout(t *testing.T) {
 	clk := clocktest.New(time.Unix(1e9, 0))
 	s := New(Deps{Clock: clk})
-	c := &ipcChannel{waiters: map[string][]chan []byte{}, stale: map[string][]time.Time{}}
+	c := &ipcChannel{waiters: map[string][]chan []byte{}, stale: map[string][]time.Time{}, dropped: map[string]int{}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
