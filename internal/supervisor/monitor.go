@@ -316,7 +316,7 @@ func (s *Supervisor) restartForMemoryLocked(in *instance, ev LimitEvent, why str
 		ev.Action = limitRestart
 	}
 	s.limitActsLocked(in, &ev, d.reason)
-	s.failLocked(in, why)
+	s.failLocked(in, why, false)
 	in.lastRestart.Reason = why + "; action: " + ev.Action
 	return ev
 }

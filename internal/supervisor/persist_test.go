@@ -3,6 +3,7 @@ package supervisor_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -93,5 +94,27 @@ func TestShutdownDuringReloadLeavesNoErrored(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 			h.clk.Advance(time.Second) // the kill timeout of slow's stop
 		}
+	}
+}
+
+// TestNeverReadyEndsErrored: a process that never says it is ready is
+// stopped at listen_timeout each time, and however long that is (here
+// more than min_uptime), each start counts as unstable: after
+// max_restarts the instance is errored instead of restarted forever.
+func TestNeverReadyEndsErrored(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	spec := h.spec("mute", "sleep", "forever")
+	spec.WaitReady = true
+	spec.ListenTimeout = api.Duration(3 * time.Second)
+	spec.MinUptime = api.Duration(time.Second)
+	spec.MaxRestarts = 2
+	h.create(spec)
+	in := waitInstance(t, h, "mute", "the instance to give up", func(in api.InstanceInfo) bool {
+		h.clk.Advance(time.Second) // to listen_timeout, through the stop and the restart delay
+		return in.Status == api.StatusErrored
+	})
+	if in.Restarts != 2 || !strings.Contains(in.Reason, "max_restarts") || !strings.Contains(in.Reason, "not ready after 3s") {
+		t.Errorf("errored after %d restarts: %q; want 2, naming max_restarts and the readiness timeout", in.Restarts, in.Reason)
 	}
 }

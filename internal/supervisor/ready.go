@@ -58,16 +58,23 @@ func (s *Supervisor) readyTimeout(in *instance, run uint64) {
 		return
 	}
 	// A timeout is a failure: the process is stopped and the restart
-	// policy decides, as after a crash.
-	s.failLocked(in, why)
+	// policy decides, as after a crash. A process that never became
+	// ready did not run well however long it waited: the start counts as
+	// unstable, so an app that never says it is ready ends errored after
+	// max_restarts rather than being restarted forever.
+	s.failLocked(in, why, true)
 }
 
 // failLocked stops the process of in for a failure the supervisor saw
 // (a readiness timeout, a silent watchdog) and then applies the restart
-// policy as if it had crashed.
-func (s *Supervisor) failLocked(in *instance, why string) {
+// policy as if it had crashed; unstable counts the run as unstable
+// whatever its length (min_uptime).
+func (s *Supervisor) failLocked(in *instance, why string, unstable bool) {
 	a := in.app
 	uptime := s.deps.Clock.Now().Sub(in.started)
+	if unstable {
+		uptime = 0
+	}
 	in.lastRestart = &api.RestartInfo{Reason: why, Time: s.deps.Clock.Now()}
 	s.beginStopLocked(in, why, func() {
 		d := decide(&a.spec, exitBySignal(syscall.SIGABRT), why, uptime, in.unstable, in.backoff)
@@ -303,5 +310,5 @@ func (s *Supervisor) watchdogFiredLocked(in *instance, run uint64, why string) {
 	what := "watchdog: " + why
 	s.deps.Log.Warn("watchdog timeout", "app", in.app.spec.Name, "instance", in.slot, "pid", in.pid, "why", why)
 	in.settleLocked(errors.New(what))
-	s.failLocked(in, what)
+	s.failLocked(in, what, false)
 }
