@@ -7,7 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -204,6 +208,13 @@ func (s *Supervisor) ipcMessage(in *instance, run uint64, c *ipcChannel, line []
 			return
 		}
 	}
+	var monitor []pm2Metric
+	switch p.Type {
+	case "axm:monitor":
+		monitor = parsePM2Metrics(p.Data)
+	case "axm:option:configuration":
+		return // @pm2/io telling pm2 its options: nothing for tend, nor for the bus
+	}
 
 	s.mu.Lock()
 	if in.run != run {
@@ -223,6 +234,15 @@ func (s *Supervisor) ipcMessage(in *instance, run uint64, c *ipcChannel, line []
 		s.replyLocked(c, action.Name, action.Return)
 		s.mu.Unlock()
 		return
+	case p.Type == "axm:monitor":
+		// @pm2/io's metrics, about once a second: app metrics, as
+		// METRIC= lines are (a name that clashes or goes beyond the
+		// bounds is left out), not messages on the bus.
+		for _, m := range monitor {
+			_ = in.applyMetricLocked(m.name + " " + strconv.FormatFloat(m.value, 'g', -1, 64) + " " + api.MetricGauge)
+		}
+		s.mu.Unlock()
+		return
 	}
 	msg := api.IPCMessage{
 		App: in.app.spec.Name, Host: s.deps.Host, Instance: in.slot, PID: in.pid,
@@ -234,6 +254,61 @@ func (s *Supervisor) ipcMessage(in *instance, run uint64, c *ipcChannel, line []
 			b.Publish(api.MsgSubject(msg.App, msg.Instance), data)
 		}
 	}
+}
+
+// pm2Metric is one value of an axm:monitor message.
+type pm2Metric struct {
+	name  string
+	value float64
+}
+
+// parsePM2Metrics reads @pm2/io's axm:monitor data,
+// {"Heap Size": {"value": "9.23", "unit": "MiB"}, "Jobs done": {"value": 2}},
+// into metric names tend takes ("heap_size", "jobs_done"); values that are
+// not finite numbers are left out.
+func parsePM2Metrics(data json.RawMessage) []pm2Metric {
+	var all map[string]struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if json.Unmarshal(data, &all) != nil {
+		return nil
+	}
+	out := make([]pm2Metric, 0, len(all))
+	for name, m := range all {
+		raw := bytes.Trim(m.Value, `"`) // @pm2/io sends some values as strings ("9.23")
+		v, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		if n := pm2MetricName(name); n != "" {
+			out = append(out, pm2Metric{n, v})
+		}
+	}
+	slices.SortFunc(out, func(a, b pm2Metric) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// pm2MetricName makes a metric name of @pm2/io's free text: lower case,
+// runs of anything but letters and digits as one "_", at most
+// maxMetricNameLen bytes, "_" first if it begins with a digit.
+func pm2MetricName(s string) string {
+	var b strings.Builder
+	for _, c := range strings.ToLower(s) {
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			b.WriteRune(c)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "_"):
+			b.WriteByte('_')
+		}
+	}
+	n := strings.TrimSuffix(b.String(), "_")
+	if n != "" && n[0] >= '0' && n[0] <= '9' {
+		n = "_" + n
+	}
+	if len(n) > maxMetricNameLen {
+		n = strings.TrimSuffix(n[:maxMetricNameLen], "_")
+	}
+	return n
 }
 
 // replyLocked hands an axm:reply to the oldest trigger waiting for it,

@@ -138,3 +138,23 @@ func TestReplyAfterTimeout(t *testing.T) {
 		t.Errorf("after the stale window: %s; want null (an answer with no return)", got)
 	}
 }
+
+func TestPM2MetricName(t *testing.T) {
+	for in, want := range map[string]string{
+		"Heap Size":              "heap_size",
+		"req/sec":                "req_sec",
+		"Event Loop Latency p95": "event_loop_latency_p95",
+		"  --Jobs done!! ":       "jobs_done",
+		"95th percentile":        "_95th_percentile",
+		"€€€":                    "",
+		strings.Repeat("a", 70):  strings.Repeat("a", maxMetricNameLen),
+	} {
+		if got := pm2MetricName(in); got != want || (got != "" && !validMetricName(got)) {
+			t.Errorf("pm2MetricName(%q) = %q; want %q, a valid name", in, got, want)
+		}
+	}
+	got := parsePM2Metrics(json.RawMessage(`{"B": {"value": "1.5"}, "A": {"value": 2}, "C": {"value": "n/a"}, "D": {}}`))
+	if len(got) != 2 || got[0] != (pm2Metric{"a", 2}) || got[1] != (pm2Metric{"b", 1.5}) {
+		t.Errorf("parsePM2Metrics = %+v; want a=2, b=1.5", got)
+	}
+}
