@@ -132,7 +132,7 @@ type InstanceInfo struct {
 	// min_uptime inside the current window; max_restarts of them make the
 	// instance errored.
 	Unstable int       `json:"unstable_restarts"`
-	Started  time.Time `json:"started,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
 	// CPU is the share of one core used by the instance's whole process
 	// tree since the previous sample, in percent.
 	CPU float64 `json:"cpu"`
@@ -140,8 +140,8 @@ type InstanceInfo struct {
 	Memory uint64 `json:"memory"`
 	// LastExit is how the previous process in this slot ended.
 	LastExit *ExitInfo `json:"last_exit,omitempty"`
-	// NextRestart is when a waiting restart is due.
-	NextRestart time.Time `json:"next_restart,omitempty"`
+	// NextRestart is when a waiting restart is due; absent when none is.
+	NextRestart time.Time `json:"next_restart,omitzero"`
 	// Reason says in words why the instance is in its status.
 	Reason string `json:"reason,omitempty"`
 	// Ready tells whether the instance said it is ready (or passed its

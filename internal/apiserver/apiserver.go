@@ -128,6 +128,11 @@ func (s *server) route(w *uhttp.Response, r *uhttp.Request) {
 	case p == api.PathMetrics && get:
 		w.Header().Set("Content-Type", promtext.ContentType)
 		_, _ = w.Write(s.b.Metrics())
+	case p == api.PathMetrics:
+		// A scraper or proxy that sends another method learns which one
+		// to use, rather than that the endpoint does not exist.
+		w.Header().Set("Allow", "GET")
+		writeStatus(w, 405, api.CodeInvalid, fmt.Sprintf("%s %s: only GET is allowed", r.Method, p))
 	case p == api.PathKill && post:
 		s.b.Kill(r.Query.Get("keep_state") == "true")
 		writeJSON(w, struct{}{})

@@ -22,22 +22,11 @@ func newList(env *Env) *ucli.Command {
 		Usage:   "List apps and their instances",
 		Description: `On a terminal: a table. Piped: one tab-separated line per instance, no header:
 id, name, instance, pid, status, restarts, uptime (s), cpu (%), memory (bytes).
---json: the daemon's answer as it is.`,
+--json: tend's own shape, the daemon's answer as it is (GET /v1/apps): one
+object per app, with its instances; tend jlist prints pm2's shape.`,
 		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			return list(ctx, env, c, c.Bool("json"))
-		},
-	}
-}
-
-// newJList is pm2's jlist: the list as JSON.
-func newJList(env *Env) *ucli.Command {
-	return &ucli.Command{
-		Name:   "jlist",
-		Usage:  "List apps as JSON (same as ls --json)",
-		Hidden: true,
-		Action: func(ctx context.Context, c *ucli.Command) error {
-			return list(ctx, env, c, true)
 		},
 	}
 }

@@ -20,6 +20,7 @@ import (
 // command line goes through the same checks as a config file.
 var startFlags = []struct {
 	flag, short, field, usage string
+	aliases                   []string // more names, e.g. pm2's --cron for --cron-restart
 	boolean                   bool
 	value                     string // the field's value for a boolean flag
 }{
@@ -52,7 +53,11 @@ var startFlags = []struct {
 	{flag: "log-max-size", field: "log_max_size", usage: "rotate log files at this size (default 10M)"},
 	{flag: "log-retain", field: "log_retain", usage: "rotated log files to keep (default 10)"},
 	{flag: "max-memory-restart", field: "max_memory_restart", usage: "memory limit (200M, 1G)"},
-	{flag: "cron-restart", field: "cron_restart", usage: "restart on a cron schedule"},
+	// pm2's flags that tend accepts without acting on them yet: each warns
+	// and is ignored, as the field is in a config file.
+	{flag: "cron-restart", short: "c", aliases: []string{"cron"}, field: "cron_restart", usage: "restart on a cron schedule (not supported yet: warns and is ignored)"},
+	{flag: "watch", field: "watch", boolean: true, value: "true", usage: "restart when files change (not supported yet: warns and is ignored)"},
+	{flag: "ignore-watch", field: "ignore_watch", usage: "paths --watch ignores (not supported yet: warns and is ignored)"},
 	{flag: "port", field: "port", usage: "public TCP port: the daemon listens on it for the app and sets PORT"},
 	{flag: "listen", field: "listen", usage: "addresses the daemon listens on for the app (comma-separated: 3000, 127.0.0.1:8080, /run/app.sock)"},
 	{flag: "balance", field: "balance", usage: "how connections reach instances: reuseport, shared or proxy (default: reuseport for Node.js, proxy otherwise)"},
@@ -75,9 +80,9 @@ type startOptions struct {
 func newStart(env *Env) *ucli.Command {
 	flags := make([]ucli.Flag, 0, len(startFlags)+4)
 	for _, sf := range startFlags {
-		var aliases []string
+		aliases := sf.aliases
 		if sf.short != "" {
-			aliases = []string{sf.short}
+			aliases = append([]string{sf.short}, aliases...)
 		}
 		if sf.boolean {
 			flags = append(flags, &ucli.BoolFlag{Name: sf.flag, Aliases: aliases, Usage: sf.usage})
@@ -174,10 +179,11 @@ func runStart(ctx context.Context, env *Env, o *startOptions, args, scriptArgs [
 	if len(args) > 1 {
 		return usagef("start takes one script (its arguments go after --), got %q", strings.Join(args, " "))
 	}
-	spec, err := config.FromCommandLine(first, scriptArgs, fields, opts)
+	spec, warnings, err := config.FromCommandLine(first, scriptArgs, fields, opts)
 	if err != nil {
 		return err
 	}
+	printWarnings(env.IO, warnings)
 	res, err := c.Start(ctx, api.StartRequest{Apps: []api.AppSpec{spec}})
 	if errors.Is(err, api.ErrConflict) {
 		// The same program under the same name, stopped: start it again
@@ -214,9 +220,7 @@ func startConfig(ctx context.Context, env *Env, path string, opts config.Options
 		}
 	}
 	updateEnv := o.update
-	for _, w := range f.Warnings {
-		fmt.Fprintf(env.IO.Err, "tend: warning: %s\n", w)
-	}
+	printWarnings(env.IO, f.Warnings)
 	c, err := env.Client(ctx)
 	if err != nil {
 		return err
@@ -259,6 +263,13 @@ func startConfig(ctx context.Context, env *Env, path string, opts config.Options
 		out = append(out, res.Apps...)
 	}
 	return printApps(env.IO, out)
+}
+
+// printWarnings shows what config found that tend will not do as asked.
+func printWarnings(o *IO, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(o.Err, "tend: warning: %s\n", w)
+	}
 }
 
 // parseEnvVars reads --env-var KEY=VALUE flags.

@@ -20,7 +20,7 @@ func TestFromCommandLine(t *testing.T) {
 	f := newFixture(t)
 	f.needNode(t)
 	app := f.write(t, "app.js", "")
-	got, err := FromCommandLine("app.js", []string{"--verbose", "two words"}, []Field{
+	got, warnings, err := FromCommandLine("app.js", []string{"--verbose", "two words"}, []Field{
 		{Key: "name", Value: "web", Flag: "--name"},
 		{Key: "instances", Value: "max", Flag: "-i"},
 		{Key: "kill_timeout", Value: "3000", Flag: "--kill-timeout"},
@@ -59,12 +59,71 @@ func TestFromCommandLine(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("FromCommandLine spec (-want +got):\n%s", diff)
 	}
+	var wantWarnings []string
+	if want.Instances > 1 {
+		wantWarnings = []string{"-i: " + clusterWarning("--port", "--listen")}
+	}
+	if diff := cmp.Diff(wantWarnings, warnings); diff != "" {
+		t.Errorf("FromCommandLine warnings (-want +got):\n%s", diff)
+	}
+}
+
+// clusterWarning is the warning about cluster mode without a port, with
+// the names the port is given under.
+func clusterWarning(port, listen string) string {
+	return "cluster mode without a port: tend balances connections among the instances only on the port given with " +
+		port + " (or " + listen + "); without one, the instances run side by side, each on its own, " +
+		"and a program that listens on a fixed port fails with EADDRINUSE in all but one"
+}
+
+// TestFromCommandLineWarnings: pm2's flags that tend does not act on yet
+// are accepted with a warning, as their fields are in a file, and so is
+// cluster mode without a port.
+func TestFromCommandLineWarnings(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		fields []Field
+		want   []string
+	}{
+		{"watch", []Field{{Key: "watch", Value: "true", Flag: "--watch"}},
+			[]string{`--watch: "watch" is not supported yet; ignored`}},
+		{"ignore_watch", []Field{{Key: "ignore_watch", Value: "node_modules", Flag: "--ignore-watch"}},
+			[]string{`--ignore-watch: "ignore_watch" is not supported yet; ignored`}},
+		{"cron_restart", []Field{{Key: "cron_restart", Value: "0 3 * * *", Flag: "--cron-restart"}},
+			[]string{`--cron-restart: "cron_restart" is not supported yet; ignored`}},
+		{"cron_restart 0 means none, as in pm2", []Field{{Key: "cron_restart", Value: "0", Flag: "--cron-restart"}}, nil},
+		{"instances without a port", []Field{{Key: "instances", Value: "2", Flag: "--instances"}},
+			[]string{"--instances: " + clusterWarning("--port", "--listen")}},
+		{"exec_mode cluster without a port", []Field{{Key: "exec_mode", Value: "cluster", Flag: "--exec-mode"}},
+			[]string{"--exec-mode: " + clusterWarning("--port", "--listen")}},
+		{"instances with a port", []Field{{Key: "instances", Value: "2", Flag: "-i"}, {Key: "port", Value: "3000", Flag: "--port"}}, nil},
+		{"instances with listen", []Field{{Key: "instances", Value: "2", Flag: "-i"}, {Key: "listen", Value: "/tmp/x.sock", Flag: "--listen"}}, nil},
+		{"instances in fork mode", []Field{{Key: "instances", Value: "2", Flag: "-i"}, {Key: "exec_mode", Value: "fork", Flag: "--exec-mode"}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			f.write(t, "run.sh", "")
+			got, warnings, err := FromCommandLine("run.sh", nil, tt.fields, f.opts)
+			if err != nil {
+				t.Fatalf("FromCommandLine error:\n%v", err)
+			}
+			if diff := cmp.Diff(tt.want, warnings); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+			if got.CronRestart != "" {
+				t.Errorf("CronRestart = %q; want it left out, as it is not acted on", got.CronRestart)
+			}
+		})
+	}
 }
 
 func TestFromCommandLineShell(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	got, err := FromCommandLine("python3 -m http.server", []string{"8000", "$HOME"}, nil, f.opts)
+	got, _, err := FromCommandLine("python3 -m http.server", []string{"8000", "$HOME"}, nil, f.opts)
 	if err != nil {
 		t.Fatalf("FromCommandLine error:\n%v", err)
 	}
@@ -85,7 +144,7 @@ func TestFromCommandLineLongShellLine(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	line := "echo " + strings.Repeat("x", 300)
-	got, err := FromCommandLine(line, nil, nil, f.opts)
+	got, _, err := FromCommandLine(line, nil, nil, f.opts)
 	if err != nil {
 		t.Fatalf("FromCommandLine(%d-byte line) error:\n%v", len(line), err)
 	}
@@ -115,8 +174,8 @@ func TestFromCommandLineErrors(t *testing.T) {
 		}},
 		{"unknown field", "run.sh", []Field{{Key: "instaces", Value: "2", Flag: "--instaces"}},
 			[]string{`--instaces: unknown field "instaces" (did you mean "instances"?)`}},
-		{"unsupported field", "run.sh", []Field{{Key: "watch", Value: "true", Flag: "--watch"}},
-			[]string{`--watch: "watch" is not supported yet`}},
+		{"bad cron", "run.sh", []Field{{Key: "cron_restart", Value: "every day", Flag: "--cron-restart"}},
+			[]string{`--cron-restart: "cron_restart" must be a cron expression with 5 or 6 fields (or @hourly, @daily...), got "every day"`}},
 		{"bad env var", "run.sh", []Field{{Key: "env", Value: "NOEQUALS", Flag: "--env-var"}},
 			[]string{`--env-var: want KEY=VALUE, got "NOEQUALS"`}},
 		{"script not found", "nope.js", nil,
@@ -135,7 +194,7 @@ func TestFromCommandLineErrors(t *testing.T) {
 			f := newFixture(t)
 			f.write(t, "run.sh", "")
 			f.write(t, "main.ts", "")
-			got, err := FromCommandLine(tt.script, nil, tt.fields, f.opts)
+			got, _, err := FromCommandLine(tt.script, nil, tt.fields, f.opts)
 			if !errors.Is(err, api.ErrInvalid) {
 				t.Fatalf("FromCommandLine(%q) = %+v, %v; want an error matching api.ErrInvalid", tt.script, got, err)
 			}

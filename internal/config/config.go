@@ -181,7 +181,7 @@ func Load(path string, o Options) (*File, error) {
 	if err := r.err(); err != nil {
 		return nil, err
 	}
-	return &File{Path: abs, Apps: apps, Warnings: r.warns}, nil
+	return &File{Path: abs, Apps: apps, Warnings: r.warnings()}, nil
 }
 
 // describe says where w is, for "first at ..." notes.
@@ -346,11 +346,13 @@ func (d *decoder) apps(list *val) []*draft {
 
 // FromCommandLine builds the spec for `tend start <script> [flags] [-- args]`.
 // fields are applied in order (a repeated field overrides, except env and
-// filter_env, which add up); args come after any "args" field.
-func FromCommandLine(script string, args []string, fields []Field, o Options) (api.AppSpec, error) {
+// filter_env, which add up); args come after any "args" field. The
+// warnings name the flag they are about, e.g. `--watch: "watch" is not
+// supported yet; ignored`.
+func FromCommandLine(script string, args []string, fields []Field, o Options) (api.AppSpec, []string, error) {
 	u, uerr := newUser(o)
 	if uerr != nil {
-		return api.AppSpec{}, ErrorList{uerr}
+		return api.AppSpec{}, nil, ErrorList{uerr}
 	}
 	r := &reporter{}
 	d := &decoder{r: r, cpus: runtime.NumCPU()}
@@ -364,12 +366,12 @@ func FromCommandLine(script string, args []string, fields []Field, o Options) (a
 	}
 	a.args = append(a.args, args...)
 	if r.failed() {
-		return api.AppSpec{}, r.err()
+		return api.AppSpec{}, nil, r.err()
 	}
 	rs := &resolver{u: u, r: r, dir: u.cwd}
 	s, ok := rs.resolve(a)
 	if err := r.err(); err != nil || !ok {
-		return api.AppSpec{}, err
+		return api.AppSpec{}, nil, err
 	}
-	return s, nil
+	return s, r.warnings(), nil
 }

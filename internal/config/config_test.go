@@ -248,7 +248,6 @@ func TestLoadEcosystemFormats(t *testing.T) {
 					s.Name, s.Script, s.Source, s.Cwd = "worker", worker, path, filepath.Join(f.dir, "sub")
 					s.Command = []string{worker}
 					s.Autorestart, s.StopExitCodes = false, []int{0, 3}
-					s.CronRestart = "0 3 * * *"
 					s.LogFile = filepath.Join(f.tendHome, "logs", "worker.log")
 					s.FilterEnv = []string{"APP_"}
 					s.EnvName = "production"
@@ -258,9 +257,17 @@ func TestLoadEcosystemFormats(t *testing.T) {
 			if diff := cmp.Diff(want, got.Apps); diff != "" {
 				t.Errorf("Load(%q) apps mismatch (-want +got):\n%s", name, diff)
 			}
-			var wantWarnings []string
+			// Where exec_mode and cron_restart are in each file.
+			at := map[string][2]string{
+				"tend.yaml": {"9:5", "23:5"}, "tend.json": {"11:7", "20:34"}, "ecosystem.config.js": {"11:5", "23:5"},
+				"ecosystem.config.cjs": {"6:60", "9:66"}, "ecosystem.config.mjs": {"4:62", "8:7"},
+			}[name]
+			wantWarnings := []string{
+				name + ":" + at[0] + ": " + clusterWarning(`"port"`, `"listen"`),
+				name + ":" + at[1] + `: "cron_restart" is not supported yet; ignored`,
+			}
 			if name == "ecosystem.config.js" {
-				wantWarnings = []string{name + `:27:3: "deploy" is not supported (tend does not deploy code); ignored`}
+				wantWarnings = append(wantWarnings, name+`:27:3: "deploy" is not supported (tend does not deploy code); ignored`)
 			}
 			if diff := cmp.Diff(wantWarnings, got.Warnings); diff != "" {
 				t.Errorf("Load(%q) warnings (-want +got):\n%s", name, diff)
@@ -297,6 +304,12 @@ func TestLoadShapes(t *testing.T) {
 				`w.yaml:4:5: "ignore_watch" is not supported yet; ignored`,
 			}},
 		{"fields asking for nothing pass silently", "q.yaml", "script: app.js\nwatch: false\nwindowsHide: true\n", []string{"app"}, nil},
+		{"cron warns under the name it was given", "c.yaml", "script: app.js\ncron: '@daily'\n", []string{"app"},
+			[]string{`c.yaml:2:1: "cron" is not supported yet; ignored`}},
+		{"instances without a port warn", "i.yaml", "script: app.js\ninstances: 3\n", []string{"app"},
+			[]string{`i.yaml:2:1: ` + clusterWarning(`"port"`, `"listen"`)}},
+		{"cluster mode with a port is quiet", "p.yaml", "script: app.js\ninstances: 3\nexec_mode: cluster\nport: 3000\n", []string{"app"}, nil},
+		{"instances in fork mode are quiet", "f.yaml", "script: app.js\ninstances: 3\nexec_mode: fork\n", []string{"app"}, nil},
 		{"yaml anchors in a list", "a.yaml", "apps:\n  - &base {name: one, script: app.js}\n  - <<: *base\n    name: two\n",
 			[]string{"one", "two"}, nil},
 	}

@@ -84,9 +84,9 @@ type reporter struct {
 	file  string // the file as the user named it; "" for the command line
 	js    []byte // the JS source, when positions must be found by key
 	errs  ErrorList
-	warns []string
-	more  bool // errors were dropped past maxErrors
-	count int  // errors reported, including repeats and dropped ones
+	warns ErrorList // warnings: Errors that do not fail the input
+	more  bool      // errors were dropped past maxErrors
+	count int       // errors reported, including repeats and dropped ones
 }
 
 // locate turns w into an Error without a message.
@@ -143,12 +143,38 @@ func (r *reporter) warnf(w where, format string, args ...any) {
 		r.errorf(w, format, args...)
 		return
 	}
+	r.warn(w, fmt.Sprintf(format, args...)+"; ignored")
+}
+
+// unsupported records a pm2 field that tend accepts without acting on it
+// yet (watch, cron_restart...). It is a warning in a file and on the
+// command line alike: a pm2 command line, like a pm2 ecosystem file, still
+// starts the app.
+func (r *reporter) unsupported(w where, key string) {
+	r.warn(w, fmt.Sprintf("%q is not supported yet; ignored", key))
+}
+
+// warn records a warning, once, located as an error would be.
+func (r *reporter) warn(w where, msg string) {
 	e := r.locate(w)
-	e.Msg = r.message(e, w, fmt.Sprintf(format, args...)+"; ignored")
-	s := e.Error()
-	if !slices.Contains(r.warns, s) {
-		r.warns = append(r.warns, s)
+	e.Msg = r.message(e, w, msg)
+	if !slices.ContainsFunc(r.warns, func(o *Error) bool { return *o == *e }) {
+		r.warns = append(r.warns, e)
 	}
+}
+
+// warnings returns the warnings as lines, sorted as errors are.
+func (r *reporter) warnings() []string {
+	if len(r.warns) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(r.warns)
+	sortErrors(sorted)
+	lines := make([]string, len(sorted))
+	for i, e := range sorted {
+		lines[i] = e.Error()
+	}
+	return lines
 }
 
 // err returns the collected errors, sorted by position (errors without one
@@ -158,15 +184,7 @@ func (r *reporter) err() error {
 		return nil
 	}
 	errs := slices.Clone(r.errs)
-	slices.SortStableFunc(errs, func(a, b *Error) int {
-		if (a.Line == 0) != (b.Line == 0) {
-			if a.Line == 0 {
-				return 1
-			}
-			return -1
-		}
-		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
-	})
+	sortErrors(errs)
 	if r.more {
 		errs = append(errs, &Error{Path: r.file, Msg: fmt.Sprintf("too many errors; only the first %d are shown", maxErrors)})
 	}
@@ -175,3 +193,16 @@ func (r *reporter) err() error {
 
 // failed reports whether any error was recorded.
 func (r *reporter) failed() bool { return len(r.errs) > 0 }
+
+// sortErrors sorts l by position, problems without one last.
+func sortErrors(l ErrorList) {
+	slices.SortStableFunc(l, func(a, b *Error) int {
+		if (a.Line == 0) != (b.Line == 0) {
+			if a.Line == 0 {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+}

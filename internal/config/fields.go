@@ -29,6 +29,7 @@ type draft struct {
 	logDefault      bool // log_file: true
 
 	nameAt, scriptAt, interpAt, interpArgsAt, cwdAt, logAt where
+	execModeAt, instancesAt                                where // zero when not given
 }
 
 // canonical maps pm2's aliases to the field they stand for.
@@ -159,8 +160,9 @@ func (d *decoder) set(a *draft, m *member) {
 	case "cwd":
 		a.cwd, a.cwdAt = d.str(m, v), v.at
 	case "instances":
-		s.Instances = d.instances(m, v)
+		s.Instances, a.instancesAt = d.instances(m, v), m.at
 	case "exec_mode":
+		a.execModeAt = m.at
 		switch t := d.str(m, v); t {
 		case "fork", "fork_mode":
 			s.ExecMode = "fork"
@@ -258,7 +260,12 @@ func (d *decoder) set(a *draft, m *member) {
 	case "max_memory_restart":
 		s.MaxMemoryRestart = d.size(m, v)
 	case "cron_restart":
-		s.CronRestart = d.cron(m, v)
+		// The expression is checked, so that a file tend will one day
+		// act on is already right, and then left out of the spec.
+		before := d.r.count
+		if d.cron(m, v) != "" && d.r.count == before {
+			d.r.unsupported(m.at, m.key)
+		}
 	case "log_max_size":
 		s.LogMaxSize = d.size(m, v)
 	case "log_retain":
@@ -286,7 +293,7 @@ func (d *decoder) set(a *draft, m *member) {
 		}
 		if known, warn := ignored(key, v); known {
 			if warn {
-				d.r.warnf(m.at, "%q is not supported yet", m.key)
+				d.r.unsupported(m.at, m.key)
 			}
 			return
 		}

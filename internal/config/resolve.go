@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -226,6 +227,7 @@ func (rs *resolver) resolve(a *draft) (api.AppSpec, bool) {
 	}
 
 	cluster(&s)
+	rs.clusterWithoutPort(a, &s)
 
 	if rs.r.count > before {
 		return s, false
@@ -393,4 +395,30 @@ func cluster(s *api.AppSpec) {
 	if len(s.Listen) > 0 || s.Instances > 1 {
 		s.ExecMode = "cluster"
 	}
+}
+
+// clusterWithoutPort warns about cluster mode asked for (exec_mode
+// "cluster", or more than one instance without exec_mode "fork", as pm2
+// reads them) on an app with no port: pm2's cluster module shares one
+// port among Node.js workers, while tend balances connections only on the
+// addresses it holds for the app. Without one, the instances run side by
+// side, and a program that listens on a fixed port crash-loops on
+// EADDRINUSE in all but one of them.
+func (rs *resolver) clusterWithoutPort(a *draft, s *api.AppSpec) {
+	if len(s.Listen) > 0 {
+		return
+	}
+	at := a.instancesAt
+	if a.execModeAt != (where{}) {
+		if a.spec.ExecMode != "cluster" {
+			return
+		}
+		at = a.execModeAt
+	} else if s.Instances < 2 {
+		return
+	}
+	rs.r.warn(at, fmt.Sprintf("cluster mode without a port: tend balances connections among the instances only on "+
+		"the port given with %s (or %s); without one, the instances run side by side, each on its own, "+
+		"and a program that listens on a fixed port fails with EADDRINUSE in all but one",
+		rs.flagName("port"), rs.flagName("listen")))
 }

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,6 +88,8 @@ func exposition(m api.Monitor, st supervisor.SamplerStats, started time.Time) []
 		func(x inst) (float64, bool) { return b2f(running(x)), true })
 	family("tend_instance_ready", promtext.Gauge, "1 if the instance's process said it is ready (or passed its probe).",
 		func(x inst) (float64, bool) { return b2f(running(x) && x.in.Ready), true })
+	family("tend_instance_errored", promtext.Gauge, "1 if the instance gave up (errored: too many unstable runs, or a process that could not start or exited before it was ready).",
+		func(x inst) (float64, bool) { return b2f(x.in.Status == api.StatusErrored), true })
 	family("tend_instance_restarts_total", promtext.Counter, "Restarts of the instance since it was created (or reset).",
 		func(x inst) (float64, bool) { return float64(x.in.Restarts), true })
 	family("tend_instance_cpu_seconds_total", promtext.Counter, "CPU time used by the instance's whole process tree since its process started.",
@@ -161,6 +164,8 @@ func exposition(m api.Monitor, st supervisor.SamplerStats, started time.Time) []
 	w.Sample("tend_sampler_process_listings_total", float64(st.Listings))
 	w.Family("tend_daemon_start_time_seconds", promtext.Gauge, "When the daemon started, in unix seconds.")
 	w.Sample("tend_daemon_start_time_seconds", float64(started.UnixMilli())/1000)
+	w.Family("tend_build_info", promtext.Gauge, "Always 1; the labels say which tend the daemon is and the Go it was built with.")
+	w.Sample("tend_build_info", 1, "version", api.Version(), "goversion", runtime.Version())
 	// Last, so that every family of tend's own is known.
 	appMetrics(&w, reported(m.Apps))
 	return []byte(w.String())
@@ -327,7 +332,8 @@ func (l *metricsListener) Close() { _ = l.f.Close() }
 const unauthorized = "send the daemon's metrics token (the file metrics.token in its TEND_HOME) as Authorization: Bearer <token>\n"
 
 // metricsHandler serves GET /metrics from metrics to requests that carry
-// the token: `Authorization: Bearer <token>`.
+// the token: `Authorization: Bearer <token>`. Another method on /metrics
+// gets 405 with Allow: GET, as on the control socket; another path 404.
 func metricsHandler(tok string, metrics func() []byte) uhttp.Handler {
 	want := []byte("Bearer " + tok)
 	return func(w *uhttp.Response, r *uhttp.Request) {
@@ -338,9 +344,15 @@ func metricsHandler(tok string, metrics func() []byte) uhttp.Handler {
 			_, _ = w.Write([]byte(unauthorized))
 			return
 		}
-		if r.Method != "GET" || r.Path != api.PathMetrics {
+		if r.Path != api.PathMetrics {
 			w.WriteHeader(404)
 			_, _ = w.Write([]byte("only GET /metrics is served here\n"))
+			return
+		}
+		if r.Method != "GET" {
+			w.Header().Set("Allow", "GET")
+			w.WriteHeader(405)
+			_, _ = w.Write([]byte("/metrics answers GET only\n"))
 			return
 		}
 		w.Header().Set("Content-Type", promtext.ContentType)

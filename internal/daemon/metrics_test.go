@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -117,6 +118,44 @@ func TestOwnAppFamiliesReserved(t *testing.T) {
 	}
 }
 
+// TestErroredAndBuildInfo: an instance that gave up is told from a
+// stopped one (tend_instance_up is 0 for both), and the daemon says which
+// tend it is.
+func TestErroredAndBuildInfo(t *testing.T) {
+	t.Parallel()
+	m := api.Monitor{Apps: []api.AppInfo{{Name: "a", Instances: []api.InstanceInfo{
+		{Slot: 0, PID: 100, Status: api.StatusOnline},
+		{Slot: 1, Status: api.StatusStopped},
+		{Slot: 2, Status: api.StatusErrored},
+		{Slot: 3, Status: api.StatusWaitingRestart},
+	}}}}
+	fams := parse(t, exposition(m, supervisor.SamplerStats{}, time.Now()))
+	for name, want := range map[string]string{
+		"tend_instance_up":      "[a/0=1 a/1=0 a/2=0 a/3=0]",
+		"tend_instance_errored": "[a/0=0 a/1=0 a/2=1 a/3=0]",
+	} {
+		f := fams[name]
+		if f == nil || f.GetType() != dto.MetricType_GAUGE {
+			t.Errorf("%s = %v; want a gauge", name, f)
+			continue
+		}
+		if got := fmt.Sprint(samples(f)); got != want {
+			t.Errorf("%s = %s; want %s", name, got, want)
+		}
+	}
+	f := fams["tend_build_info"]
+	if f == nil || f.GetType() != dto.MetricType_GAUGE || len(f.GetMetric()) != 1 {
+		t.Fatalf("tend_build_info = %v; want one gauge sample", f)
+	}
+	labels := map[string]string{}
+	for _, l := range f.GetMetric()[0].GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	if v := f.GetMetric()[0].GetGauge().GetValue(); v != 1 || labels["version"] != api.Version() || labels["goversion"] != runtime.Version() {
+		t.Errorf("tend_build_info = %v %v; want 1 with version %q and goversion %q", labels, v, api.Version(), runtime.Version())
+	}
+}
+
 func TestParseMetricsAddrNamesNoFlag(t *testing.T) {
 	t.Parallel()
 	for _, s := range []string{"/tmp/m.sock", "nonsense:x"} {
@@ -178,6 +217,16 @@ func TestMetricsListener(t *testing.T) {
 	ok := "GET /metrics HTTP/1.1\r\nAuthorization: Bearer " + l.tok + "\r\n\r\n"
 	if got := get(t, port, ok); !strings.HasPrefix(got, "HTTP/1.1 200 ") || !strings.HasSuffix(got, "tend_up 1\n") {
 		t.Errorf("answer with the token: %q", got)
+	}
+	post := "POST /metrics HTTP/1.1\r\nAuthorization: Bearer " + l.tok + "\r\nContent-Length: 0\r\n\r\n"
+	if got := get(t, port, post); !strings.HasPrefix(got, "HTTP/1.1 405 ") || !strings.Contains(got, "\r\nAllow: GET\r\n") || strings.Contains(got, "tend_up") {
+		t.Errorf("POST /metrics with the token: %q; want 405 with Allow: GET", got)
+	}
+	if got := get(t, port, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 401 ") {
+		t.Errorf("POST /metrics without the token: %q; want 401 (the token is checked first)", got)
+	}
+	if got := get(t, port, "GET /other HTTP/1.1\r\nAuthorization: Bearer "+l.tok+"\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 404 ") {
+		t.Errorf("GET /other with the token: %q; want 404", got)
 	}
 
 	start := time.Now()
