@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tend-pm/tend/internal/api"
 	"github.com/tend-pm/tend/internal/procfs"
@@ -129,12 +131,23 @@ func TestRefusedRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd = exec.Command(child, "httpget", sock, "/v1/ping", out)
-	cmd.Env = []string{testproc.Env()}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	os.Remove(out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("run a client as uid 65534: %v %s", err, b)
+	// Another test's fork may hold the copy open for writing for a moment
+	// (until its child execs): the exec then fails with "text file busy"
+	// (golang.org/issue/22315) and is tried again.
+	for tries := 0; ; tries++ {
+		cmd = exec.Command(child, "httpget", sock, "/v1/ping", out)
+		cmd.Env = []string{testproc.Env()}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		b, err := cmd.CombinedOutput()
+		if errors.Is(err, syscall.ETXTBSY) && tries < 100 {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("run a client as uid 65534: %v %s", err, b)
+		}
+		break
 	}
 	b, _ := os.ReadFile(out)
 	if !strings.Contains(string(b), "403 Forbidden") || !strings.Contains(string(b), "uid 65534 may not use this daemon") {
