@@ -60,9 +60,6 @@ func TestFromCommandLine(t *testing.T) {
 		t.Errorf("FromCommandLine spec (-want +got):\n%s", diff)
 	}
 	var wantWarnings []string
-	if want.Instances > 1 {
-		wantWarnings = []string{"-i: " + clusterWarning("--port", "--listen")}
-	}
 	if diff := cmp.Diff(wantWarnings, warnings); diff != "" {
 		t.Errorf("FromCommandLine warnings (-want +got):\n%s", diff)
 	}
@@ -93,8 +90,7 @@ func TestFromCommandLineWarnings(t *testing.T) {
 		{"cron_restart", []Field{{Key: "cron_restart", Value: "0 3 * * *", Flag: "--cron-restart"}},
 			[]string{`--cron-restart: "cron_restart" is not supported yet; ignored`}},
 		{"cron_restart 0 means none, as in pm2", []Field{{Key: "cron_restart", Value: "0", Flag: "--cron-restart"}}, nil},
-		{"instances without a port", []Field{{Key: "instances", Value: "2", Flag: "--instances"}},
-			[]string{"--instances: " + clusterWarning("--port", "--listen")}},
+		{"instances without a port (workers)", []Field{{Key: "instances", Value: "2", Flag: "--instances"}}, nil},
 		{"exec_mode cluster without a port", []Field{{Key: "exec_mode", Value: "cluster", Flag: "--exec-mode"}},
 			[]string{"--exec-mode: " + clusterWarning("--port", "--listen")}},
 		{"instances with a port", []Field{{Key: "instances", Value: "2", Flag: "-i"}, {Key: "port", Value: "3000", Flag: "--port"}}, nil},

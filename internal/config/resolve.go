@@ -397,27 +397,19 @@ func cluster(s *api.AppSpec) {
 	}
 }
 
-// clusterWithoutPort warns about cluster mode asked for (exec_mode
-// "cluster", or more than one instance without exec_mode "fork", as pm2
-// reads them) on an app with no port: pm2's cluster module shares one
+// clusterWithoutPort warns about an app that asks for cluster mode by
+// name (exec_mode "cluster") with no port: pm2's cluster module shares one
 // port among Node.js workers, while tend balances connections only on the
 // addresses it holds for the app. Without one, the instances run side by
 // side, and a program that listens on a fixed port crash-loops on
-// EADDRINUSE in all but one of them.
+// EADDRINUSE in all but one of them. (More instances alone say nothing:
+// workers that listen on nothing are run that way too, and would be
+// warned at every start.)
 func (rs *resolver) clusterWithoutPort(a *draft, s *api.AppSpec) {
-	if len(s.Listen) > 0 {
+	if len(s.Listen) > 0 || a.execModeAt == (where{}) || a.spec.ExecMode != "cluster" {
 		return
 	}
-	at := a.instancesAt
-	if a.execModeAt != (where{}) {
-		if a.spec.ExecMode != "cluster" {
-			return
-		}
-		at = a.execModeAt
-	} else if s.Instances < 2 {
-		return
-	}
-	rs.r.warn(at, fmt.Sprintf("cluster mode without a port: tend balances connections among the instances only on "+
+	rs.r.warn(a.execModeAt, fmt.Sprintf("cluster mode without a port: tend balances connections among the instances only on "+
 		"the port given with %s (or %s); without one, the instances run side by side, each on its own, "+
 		"and a program that listens on a fixed port fails with EADDRINUSE in all but one",
 		rs.flagName("port"), rs.flagName("listen")))
