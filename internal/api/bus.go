@@ -232,6 +232,9 @@ type TriggerReply struct {
 	PID      int    `json:"pid,omitempty"`
 	Outcome  string `json:"outcome"`
 	Reply    string `json:"reply,omitempty"`
+	// Unsure marks an answer over pm2's IPC protocol, which names no
+	// request, that may belong to an earlier trigger that gave up.
+	Unsure bool `json:"unsure,omitempty"`
 }
 
 // TriggerResult holds every instance's answer, in slot order.

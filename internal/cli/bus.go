@@ -298,7 +298,11 @@ func triggerLine(app string, r api.TriggerReply, timeout time.Duration, action s
 	}
 	switch r.Outcome {
 	case api.TriggerOK:
-		return who + ": " + strings.TrimRight(r.Reply, "\n")
+		s := who + ": " + strings.TrimRight(r.Reply, "\n")
+		if r.Unsure {
+			s += " (this may be the late answer to an earlier trigger that gave up: pm2's protocol does not say)"
+		}
+		return s
 	case api.TriggerTimeout:
 		s := fmt.Sprintf("%s: no answer within %s", who, timeout)
 		if r.Reply != "" {

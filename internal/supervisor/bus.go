@@ -186,7 +186,7 @@ func (s *Supervisor) Trigger(ctx context.Context, req api.TriggerRequest) ([]api
 		app   *app
 		reply *api.TriggerReply
 		c     *ipcChannel
-		wait  chan []byte
+		wait  chan ipcAnswer
 		// dropped: late replies c had dropped for this action when
 		// this trigger began to wait (see staleReply).
 		dropped int
@@ -207,7 +207,7 @@ func (s *Supervisor) Trigger(ctx context.Context, req api.TriggerRequest) ([]api
 			}
 			j := job{app: a, reply: r}
 			if c := in.ipc; c != nil && c.actions[req.Action] {
-				j.c, j.wait, j.dropped = c, make(chan []byte, 1), c.dropped[req.Action]
+				j.c, j.wait, j.dropped = c, make(chan ipcAnswer, 1), c.dropped[req.Action]
 				c.waiters[req.Action] = append(c.waiters[req.Action], j.wait)
 			} else if c != nil {
 				j.ipcActions = slices.Sorted(maps.Keys(c.actions))
@@ -261,20 +261,38 @@ func (s *Supervisor) Trigger(ctx context.Context, req api.TriggerRequest) ([]api
 // triggerIPC asks one Node.js instance for an action the pm2 way: the
 // bare action name, or {msg, opts} with the parameters as given.
 // dropped is c.dropped[req.Action] when the trigger began to wait.
-func (s *Supervisor) triggerIPC(ctx context.Context, c *ipcChannel, wait chan []byte, dropped int, req api.TriggerRequest, r *api.TriggerReply) {
+func (s *Supervisor) triggerIPC(ctx context.Context, c *ipcChannel, wait chan ipcAnswer, dropped int, req api.TriggerRequest, r *api.TriggerReply) {
 	answered := false
 	defer func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if !answered {
+			// The answer may have come with the timeout.
+			select {
+			case ans, ok := <-wait:
+				if ok {
+					answered = true
+					r.Outcome, r.Reply, r.Unsure = api.TriggerOK, string(ans.ret), ans.unsure
+				}
+			default:
+			}
+		}
 		ws := c.waiters[req.Action]
 		for i, w := range ws {
 			if w == wait {
 				c.waiters[req.Action] = append(ws[:i:i], ws[i+1:]...)
-				if !answered && c.dropped[req.Action] == dropped {
+				now := s.deps.Clock.Now()
+				switch {
+				case answered:
+				case c.dropped[req.Action] == dropped:
 					// Its answer may still come: it is not the next
-					// trigger's. (If a reply was dropped while it
-					// waited, that may have been its own: see staleReply.)
-					c.stale[req.Action] = append(c.stale[req.Action], s.deps.Clock.Now().Add(staleReply))
+					// trigger's.
+					c.stale[req.Action] = append(c.stale[req.Action], now.Add(staleReply))
+				default:
+					// A reply was dropped while it waited, which may have
+					// been its own: it claims nothing, and the next
+					// answer may be its (see staleReply).
+					c.unsure[req.Action] = append(c.unsure[req.Action], now.Add(staleReply))
 				}
 				break
 			}
@@ -295,13 +313,13 @@ func (s *Supervisor) triggerIPC(ctx context.Context, c *ipcChannel, wait chan []
 		return
 	}
 	select {
-	case ret, ok := <-wait:
+	case ans, ok := <-wait:
 		answered = true
 		if !ok {
 			r.Outcome, r.Reply = api.TriggerNotRunning, "it exited before it answered"
 			return
 		}
-		r.Outcome, r.Reply = api.TriggerOK, string(ret)
+		r.Outcome, r.Reply, r.Unsure = api.TriggerOK, string(ans.ret), ans.unsure
 	case <-ctx.Done():
 		r.Outcome = api.TriggerTimeout
 	}

@@ -40,8 +40,17 @@ const maxIPCQueue = 4 << 20
 // earlier one's answer as its own. A trigger that gave up after a reply
 // was dropped for an earlier one claims nothing: the dropped reply may
 // have been its own (the earlier one never answered), and claiming again
-// would drop every answer after it.
+// would drop every answer after it. Its late answer may then come to the
+// next trigger, which says so (ipcAnswer.unsure) rather than pass it off
+// as certainly its own.
 const staleReply = 30 * time.Second
+
+// ipcAnswer is an axm:reply handed to a waiting trigger; unsure: it may
+// be the late answer of an earlier trigger that gave up without a claim.
+type ipcAnswer struct {
+	ret    []byte
+	unsure bool
+}
 
 // ipcChannel is the daemon's end of one process's IPC channel. One writer
 // goroutine writes whole messages in order; a message is either queued
@@ -54,17 +63,20 @@ type ipcChannel struct {
 	done   chan struct{}
 
 	// Guarded by Supervisor.mu.
-	actions map[string]bool          // registered with axm:action
-	waiters map[string][]chan []byte // triggers waiting for axm:reply, by action
-	stale   map[string][]time.Time   // until when a late reply belongs to a trigger that gave up
-	dropped map[string]int           // replies dropped as late, by action
+	actions map[string]bool             // registered with axm:action
+	waiters map[string][]chan ipcAnswer // triggers waiting for axm:reply, by action
+	stale   map[string][]time.Time      // until when a late reply belongs to a trigger that gave up
+	dropped map[string]int              // replies dropped as late, by action
+	// unsure: until when a trigger that gave up without a claim may
+	// still be answered, making the next answer's owner unsure.
+	unsure map[string][]time.Time
 }
 
 func newIPCChannel(f *os.File) *ipcChannel {
 	c := &ipcChannel{
 		f: f, out: make(chan []byte, 256), done: make(chan struct{}),
-		actions: map[string]bool{}, waiters: map[string][]chan []byte{}, stale: map[string][]time.Time{},
-		dropped: map[string]int{},
+		actions: map[string]bool{}, waiters: map[string][]chan ipcAnswer{}, stale: map[string][]time.Time{},
+		dropped: map[string]int{}, unsure: map[string][]time.Time{},
 	}
 	go c.write()
 	return c
@@ -329,7 +341,16 @@ func (s *Supervisor) replyLocked(c *ipcChannel, action string, ret json.RawMessa
 		if ret == nil {
 			ret = json.RawMessage("null")
 		}
-		ws[0] <- ret // buffered: never blocks
+		ans := ipcAnswer{ret: ret}
+		un := c.unsure[action]
+		for len(un) > 0 && now.After(un[0]) {
+			un = un[1:]
+		}
+		if len(un) > 0 {
+			ans.unsure, un = true, un[1:]
+		}
+		c.unsure[action] = un
+		ws[0] <- ans // buffered: never blocks
 		c.waiters[action] = ws[1:]
 	}
 }

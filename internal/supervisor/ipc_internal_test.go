@@ -3,13 +3,16 @@ package supervisor
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tend-pm/tend/internal/api"
 	"github.com/tend-pm/tend/internal/clock/clocktest"
 )
 
@@ -107,34 +110,34 @@ func TestIPCSendWhole(t *testing.T) {
 func TestReplyAfterTimeout(t *testing.T) {
 	clk := clocktest.New(time.Unix(1e9, 0))
 	s := New(Deps{Clock: clk})
-	c := &ipcChannel{waiters: map[string][]chan []byte{}, stale: map[string][]time.Time{}, dropped: map[string]int{}}
+	c := &ipcChannel{waiters: map[string][]chan ipcAnswer{}, stale: map[string][]time.Time{}, dropped: map[string]int{}, unsure: map[string][]time.Time{}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
-	first := make(chan []byte, 1)
-	c.waiters["a"] = []chan []byte{first}
+	first := make(chan ipcAnswer, 1)
+	c.waiters["a"] = []chan ipcAnswer{first}
 	s.replyLocked(c, "a", json.RawMessage(`1`))
-	if got := string(<-first); got != "1" {
+	if got := string((<-first).ret); got != "1" {
 		t.Fatalf("first answer %q", got)
 	}
 
 	// A trigger gave up; its answer comes after the next trigger asked.
 	c.stale["a"] = []time.Time{clk.Now().Add(staleReply)}
-	next := make(chan []byte, 1)
-	c.waiters["a"] = []chan []byte{next}
+	next := make(chan ipcAnswer, 1)
+	c.waiters["a"] = []chan ipcAnswer{next}
 	s.replyLocked(c, "a", json.RawMessage(`"late"`))
 	s.replyLocked(c, "a", json.RawMessage(`"mine"`))
-	if got := string(<-next); got != `"mine"` {
+	if got := string((<-next).ret); got != `"mine"` {
 		t.Errorf("the next trigger got %s; want its own answer", got)
 	}
 
 	// A trigger whose answer never came claims nothing after staleReply.
 	c.stale["a"] = []time.Time{clk.Now().Add(staleReply)}
 	clk.Advance(staleReply + time.Second)
-	last := make(chan []byte, 1)
-	c.waiters["a"] = []chan []byte{last}
+	last := make(chan ipcAnswer, 1)
+	c.waiters["a"] = []chan ipcAnswer{last}
 	s.replyLocked(c, "a", nil)
-	if got := string(<-last); got != "null" {
+	if got := string((<-last).ret); got != "null" {
 		t.Errorf("after the stale window: %s; want null (an answer with no return)", got)
 	}
 }
@@ -156,5 +159,61 @@ func TestPM2MetricName(t *testing.T) {
 	got := parsePM2Metrics(json.RawMessage(`{"B": {"value": "1.5"}, "A": {"value": 2}, "C": {"value": "n/a"}, "D": {}}`))
 	if len(got) != 2 || got[0] != (pm2Metric{"a", 2}) || got[1] != (pm2Metric{"b", 1.5}) {
 		t.Errorf("parsePM2Metrics = %+v; want a=2, b=1.5", got)
+	}
+}
+
+// TestTriggerWithoutRequestIDs walks pm2's protocol, which names no
+// request, through the cases it cannot tell apart: a trigger that gave up
+// claims its late answer; one that gave up after such an answer was
+// dropped claims nothing, so an action that once never answered costs at
+// most one more failed trigger, and the next answer is marked unsure, as
+// it may be the late one of the trigger before (a handler slower than the
+// timeout); after that, answers are certain again.
+func TestTriggerWithoutRequestIDs(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	go func() { _, _ = io.Copy(io.Discard, r) }() // the app's end: requests are read and ignored
+	s := New(Deps{Clock: clocktest.New(time.Unix(1e9, 0))})
+	c := newIPCChannel(w)
+	req := api.TriggerRequest{Action: "a"}
+	// trigger runs one trigger; answer, if not nil, is what the app sends
+	// while it waits. It returns what the trigger reports.
+	trigger := func(timeout time.Duration, answer func()) api.TriggerReply {
+		s.mu.Lock()
+		wait := make(chan ipcAnswer, 1)
+		c.waiters["a"] = append(c.waiters["a"], wait)
+		dropped := c.dropped["a"]
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		var rep api.TriggerReply
+		done := make(chan struct{})
+		go func() { s.triggerIPC(ctx, c, wait, dropped, req, &rep); close(done) }()
+		if answer != nil {
+			answer()
+		}
+		<-done
+		return rep
+	}
+	reply := func(v string) func() {
+		return func() { s.mu.Lock(); s.replyLocked(c, "a", json.RawMessage(v)); s.mu.Unlock() }
+	}
+
+	if rep := trigger(10*time.Millisecond, nil); rep.Outcome != api.TriggerTimeout {
+		t.Fatalf("T1 (never answered): %+v; want a timeout", rep)
+	}
+	// T2's answer comes, and is dropped as T1's late one.
+	if rep := trigger(50*time.Millisecond, reply(`"2"`)); rep.Outcome != api.TriggerTimeout {
+		t.Fatalf("T2: %+v; want a timeout, its answer taken for T1's", rep)
+	}
+	// T3 gets an answer: its own, or T2's late one; it cannot tell.
+	if rep := trigger(5*time.Second, reply(`"3"`)); rep.Outcome != api.TriggerOK || rep.Reply != `"3"` || !rep.Unsure {
+		t.Fatalf("T3: %+v; want the answer, marked unsure", rep)
+	}
+	if rep := trigger(5*time.Second, reply(`"4"`)); rep.Outcome != api.TriggerOK || rep.Reply != `"4"` || rep.Unsure {
+		t.Fatalf("T4: %+v; want the answer, certain", rep)
 	}
 }
