@@ -60,6 +60,9 @@ func TestFromCommandLine(t *testing.T) {
 		t.Errorf("FromCommandLine spec (-want +got):\n%s", diff)
 	}
 	var wantWarnings []string
+	if want.Instances > 1 { // a Node.js app in cluster mode without a port
+		wantWarnings = []string{"-i: " + clusterWarning("--port", "--listen")}
+	}
 	if diff := cmp.Diff(wantWarnings, warnings); diff != "" {
 		t.Errorf("FromCommandLine warnings (-want +got):\n%s", diff)
 	}

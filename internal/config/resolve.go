@@ -397,19 +397,28 @@ func cluster(s *api.AppSpec) {
 	}
 }
 
-// clusterWithoutPort warns about an app that asks for cluster mode by
-// name (exec_mode "cluster") with no port: pm2's cluster module shares one
-// port among Node.js workers, while tend balances connections only on the
-// addresses it holds for the app. Without one, the instances run side by
-// side, and a program that listens on a fixed port crash-loops on
-// EADDRINUSE in all but one of them. (More instances alone say nothing:
-// workers that listen on nothing are run that way too, and would be
-// warned at every start.)
+// clusterWithoutPort warns about an app that asks for cluster mode with
+// no port: by name (exec_mode "cluster"), or as pm2 reads a Node.js app
+// with more than one instance and no exec_mode ("pm2 start app.js -i
+// max"). pm2's cluster module shares one port among Node.js workers,
+// while tend balances connections only on the addresses it holds for the
+// app. Without one, the instances run side by side, and a server that
+// listens on a fixed port crash-loops on EADDRINUSE in all but one of
+// them. (Other programs with several instances are workers, run that way
+// on purpose, and are not warned at every start.)
 func (rs *resolver) clusterWithoutPort(a *draft, s *api.AppSpec) {
-	if len(s.Listen) > 0 || a.execModeAt == (where{}) || a.spec.ExecMode != "cluster" {
+	if len(s.Listen) > 0 {
 		return
 	}
-	rs.r.warn(a.execModeAt, fmt.Sprintf("cluster mode without a port: tend balances connections among the instances only on "+
+	at := a.execModeAt
+	switch {
+	case at != (where{}) && a.spec.ExecMode == "cluster":
+	case at == (where{}) && s.Instances > 1 && s.IsNode():
+		at = a.instancesAt
+	default:
+		return
+	}
+	rs.r.warn(at, fmt.Sprintf("cluster mode without a port: tend balances connections among the instances only on "+
 		"the port given with %s (or %s); without one, the instances run side by side, each on its own, "+
 		"and a program that listens on a fixed port fails with EADDRINUSE in all but one",
 		rs.flagName("port"), rs.flagName("listen")))

@@ -27,7 +27,8 @@ type decision struct {
 // uptime; what says what happened, for the reason shown to users.
 // unstable and backoff are the instance's counters before this exit.
 //
-// A run shorter than min_uptime is unstable. An instance is restarted after
+// A run shorter than min_uptime is unstable (a caller passes an uptime of
+// 0 for a run that was never ready in time). An instance is restarted after
 // at most max_restarts unstable runs in a row; the next one makes it
 // errored, and it stays down until a user starts or restarts it. A stable
 // run resets the count. (pm2 counts unstable restarts only in a window
@@ -49,7 +50,7 @@ func decide(spec *api.AppSpec, exit proc.Exit, what string, uptime time.Duration
 		return decision{
 			status:   api.StatusErrored,
 			unstable: d.unstable,
-			reason: fmt.Sprintf("%s; %d runs in a row lasted less than min_uptime (%s), more than max_restarts (%d) allows, so it is not restarted: fix it, then `tend restart %s`",
+			reason: fmt.Sprintf("%s; %d runs in a row were unstable (shorter than min_uptime, %s, or not ready in time), more than max_restarts (%d) allows, so it is not restarted: fix it, then `tend restart %s`",
 				what, d.unstable, spec.MinUptime, spec.MaxRestarts, spec.Name),
 		}
 	}
