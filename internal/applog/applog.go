@@ -58,8 +58,7 @@ type appLogs struct {
 	spec   api.AppSpec
 	format logs.Format
 	mu     sync.Mutex
-	slots  []slotFiles
-	paths  api.LogPaths
+	slots  []slotFiles // the files of each slot, held open until Close
 }
 
 // Open acquires the files of every slot of spec.
@@ -69,27 +68,36 @@ func (r *Router) Open(spec *api.AppSpec) (supervisor.AppLogs, error) {
 		return nil, err
 	}
 	a := &appLogs{r: r, spec: *spec, format: format}
-	opts := logs.FileOptionsFor(spec, r.clk)
-	for slot := 0; slot < spec.Instances; slot++ {
-		outP, errP, combP := logs.Paths(r.dir, spec, slot)
-		var sf slotFiles
-		var ferr error
-		if sf.out, ferr = r.reg.Acquire(outP, opts); ferr == nil {
-			sf.err, ferr = r.reg.Acquire(errP, opts)
-		}
-		if ferr == nil && combP != "" {
-			sf.combined, ferr = r.reg.Acquire(combP, opts)
-		}
-		a.slots = append(a.slots, sf)
-		if ferr != nil {
-			_ = a.Close()
-			return nil, ferr
-		}
-		a.paths.Out = appendPath(a.paths.Out, outP)
-		a.paths.Err = appendPath(a.paths.Err, errP)
-		a.paths.Combined = appendPath(a.paths.Combined, combP)
+	a.mu.Lock()
+	err = a.holdLocked(spec.Instances)
+	a.mu.Unlock()
+	if err != nil {
+		_ = a.Close()
+		return nil, err
 	}
 	return a, nil
+}
+
+// holdLocked acquires the files of slots up to n (an app scaled up has
+// slots its Open did not know).
+func (a *appLogs) holdLocked(n int) error {
+	opts := logs.FileOptionsFor(&a.spec, a.r.clk)
+	for slot := len(a.slots); slot < n; slot++ {
+		outP, errP, combP := logs.Paths(a.r.dir, &a.spec, slot)
+		var sf slotFiles
+		var err error
+		if sf.out, err = a.r.reg.Acquire(outP, opts); err == nil {
+			sf.err, err = a.r.reg.Acquire(errP, opts)
+		}
+		if err == nil && combP != "" {
+			sf.combined, err = a.r.reg.Acquire(combP, opts)
+		}
+		a.slots = append(a.slots, sf)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func appendPath(list []string, p string) []string {
@@ -140,14 +148,26 @@ func (a *appLogs) Copy(slot int, stream string, pipe *os.File) {
 	}
 }
 
-// Paths names the app's files.
-func (a *appLogs) Paths() api.LogPaths { return a.paths }
+// Paths names the files of the app's slots 0 to instances-1.
+func (a *appLogs) Paths(instances int) api.LogPaths {
+	var p api.LogPaths
+	for slot := range max(instances, 1) {
+		outP, errP, combP := logs.Paths(a.r.dir, &a.spec, slot)
+		p.Out = appendPath(p.Out, outP)
+		p.Err = appendPath(p.Err, errP)
+		p.Combined = appendPath(p.Combined, combP)
+	}
+	return p
+}
 
-// Flush empties the app's live files.
-func (a *appLogs) Flush() error {
+// Flush empties the live files of the app's slots 0 to instances-1.
+func (a *appLogs) Flush(instances int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var errs []error
+	if err := a.holdLocked(instances); err != nil {
+		errs = append(errs, err)
+	}
 	for _, sf := range a.slots {
 		for _, f := range []*logs.File{sf.out, sf.err, sf.combined} {
 			if f != nil {

@@ -27,7 +27,7 @@ func (s *Supervisor) Describe(target string) ([]api.AppDetail, error) {
 	defer s.mu.Unlock()
 	out := make([]api.AppDetail, len(apps))
 	for i, a := range apps {
-		out[i] = api.AppDetail{AppInfo: infos[i], Spec: a.spec, Logs: a.logs.Paths()}
+		out[i] = api.AppDetail{AppInfo: infos[i], Spec: a.spec, Logs: a.logs.Paths(len(a.insts))}
 	}
 	return out, nil
 }

@@ -41,10 +41,11 @@ type AppLogs interface {
 	// Copy reads r, an instance's stdout or stderr pipe ("out" or "err"),
 	// until EOF and closes it. It runs in its own goroutine.
 	Copy(slot int, stream string, r *os.File)
-	// Paths names the files the output is written to.
-	Paths() api.LogPaths
-	// Flush empties the app's log files (pm2's flush).
-	Flush() error
+	// Paths names the files the output of slots 0 to instances-1 is
+	// written to.
+	Paths(instances int) api.LogPaths
+	// Flush empties the log files of slots 0 to instances-1 (pm2's flush).
+	Flush(instances int) error
 	// Close releases the files once the app is deleted.
 	Close() error
 }
@@ -376,7 +377,12 @@ func (s *Supervisor) Act(ctx context.Context, action string, req api.ActionReque
 		}
 		fn = func(a *app) error { return s.signalApp(a, sig) }
 	case api.ActionFlush:
-		fn = func(a *app) error { return a.logs.Flush() }
+		fn = func(a *app) error {
+			s.mu.Lock()
+			n := len(a.insts)
+			s.mu.Unlock()
+			return a.logs.Flush(n)
+		}
 	default:
 		return nil, fmt.Errorf("unknown action %q: %w", action, api.ErrNotFound)
 	}
