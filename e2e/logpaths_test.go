@@ -49,9 +49,15 @@ func TestLogFilesAfterScale(t *testing.T) {
 		t.Errorf("jlist's out file of instance 2: %+v; want %s", list, third)
 	}
 
-	waitFor(t, "the third instance's lines", func() bool {
-		fi, err := os.Stat(third)
-		return err == nil && fi.Size() > 0
+	// Every instance has written all it writes before the flush.
+	waitFor(t, "every instance's three lines", func() bool {
+		for slot := range 3 {
+			b, _ := os.ReadFile(filepath.Join(e.home, "logs", "m-out-"+strconv.Itoa(slot)+".log"))
+			if string(b) != "line 0\nline 1\nline 2\n" {
+				return false
+			}
+		}
+		return true
 	})
 	e.ok("flush", "m")
 	for slot := range 3 {
