@@ -53,9 +53,7 @@ func newAction(env *Env, k actionKind) *ucli.Command {
 				if err != nil {
 					return err
 				}
-				for _, w := range f.Warnings {
-					fmt.Fprintf(env.IO.Err, "tend: warning: %s\n", w)
-				}
+				printWarnings(env.IO, f.Warnings)
 				req.Targets = nil
 				for _, s := range f.Apps {
 					req.Targets = append(req.Targets, s.Name)

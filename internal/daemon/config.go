@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -92,11 +93,11 @@ func LoadConfig(home string) (Config, error) {
 // key of another section gets the sections' keys, a misspelt one the key
 // it likely meant.
 func configHint(key string) string {
-	switch key {
-	case "bus", "metrics", "host", "port", "leafnodes", "addr":
+	keys := []string{"bus", "metrics", "host", "port", "leafnodes", "addr"}
+	if slices.Contains(keys, key) {
 		return " (the file has two sections: bus, with host, port and leafnodes; metrics, with addr)"
 	}
-	return suggest.DidYouMean(key, []string{"bus", "metrics", "host", "port", "leafnodes", "addr"})
+	return suggest.DidYouMean(key, keys)
 }
 
 func (b *BusConfig) check() error {

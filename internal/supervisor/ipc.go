@@ -251,7 +251,7 @@ func (s *Supervisor) ipcMessage(in *instance, run uint64, c *ipcChannel, line []
 		// METRIC= lines are (a name that clashes or goes beyond the
 		// bounds is left out), not messages on the bus.
 		for _, m := range monitor {
-			_ = in.applyMetricLocked(m.name + " " + strconv.FormatFloat(m.value, 'g', -1, 64) + " " + api.MetricGauge)
+			_ = in.setMetricLocked("@pm2/io metric "+m.name, m.name, api.MetricGauge, m.value)
 		}
 		s.mu.Unlock()
 		return

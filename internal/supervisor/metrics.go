@@ -100,10 +100,16 @@ func (in *instance) applyMetricLocked(v string) error {
 	if typ == api.MetricCounter && val < 0 {
 		return fmt.Errorf("METRIC=%s: a counter only goes up; send what to add: %w", v, api.ErrInvalid)
 	}
+	return in.setMetricLocked("METRIC="+v, name, typ, val)
+}
+
+// setMetricLocked records the value of one checked metric; what names
+// where it came from in errors ("METRIC=<line>", "@pm2/io <name>").
+func (in *instance) setMetricLocked(what, name, typ string, val float64) error {
 	m := in.metrics[name]
 	switch {
 	case m == nil:
-		if err := in.newMetricLocked(v, name, typ); err != nil {
+		if err := in.newMetricLocked(what, name, typ); err != nil {
 			return err
 		}
 		if in.metrics == nil {
@@ -111,7 +117,7 @@ func (in *instance) applyMetricLocked(v string) error {
 		}
 		in.metrics[name] = &appMetric{typ: typ, value: val}
 	case m.typ != typ:
-		return fmt.Errorf("METRIC=%s: %s was reported as a %s: %w", v, name, m.typ, api.ErrInvalid)
+		return fmt.Errorf("%s: %s was reported as a %s: %w", what, name, m.typ, api.ErrInvalid)
 	case typ == api.MetricCounter:
 		m.value += val
 	default:
@@ -122,13 +128,13 @@ func (in *instance) applyMetricLocked(v string) error {
 
 // newMetricLocked checks that in may add the metric name of type typ:
 // within bounds, and served under a name of its own on /metrics.
-func (in *instance) newMetricLocked(v, name, typ string) error {
+func (in *instance) newMetricLocked(what, name, typ string) error {
 	if len(in.metrics) >= maxMetrics {
-		return fmt.Errorf("METRIC=%s: an instance may report at most %d metrics: %w", v, maxMetrics, api.ErrInvalid)
+		return fmt.Errorf("%s: an instance may report at most %d metrics: %w", what, maxMetrics, api.ErrInvalid)
 	}
 	exposed := ExposedMetricName(name, typ)
 	if ReservedAppMetric(exposed) {
-		return fmt.Errorf("METRIC=%s: tend_app_%s is one of tend's own metrics; give yours another name: %w", v, exposed, api.ErrInvalid)
+		return fmt.Errorf("%s: tend_app_%s is one of tend's own metrics; give yours another name: %w", what, exposed, api.ErrInvalid)
 	}
 	// A counter X is served as X_total: X and X_total cannot both be
 	// reported, whichever came first.
@@ -141,7 +147,7 @@ func (in *instance) newMetricLocked(v, name, typ string) error {
 		other = exposed
 	}
 	if other != "" {
-		return fmt.Errorf("METRIC=%s: this %s would be served as tend_app_%s, as %s already is; report only one of them: %w", v, typ, exposed, other, api.ErrInvalid)
+		return fmt.Errorf("%s: this %s would be served as tend_app_%s, as %s already is; report only one of them: %w", what, typ, exposed, other, api.ErrInvalid)
 	}
 	return nil
 }
