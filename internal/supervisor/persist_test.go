@@ -2,9 +2,12 @@ package supervisor_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,8 +68,13 @@ func TestShutdownDuringReloadLeavesNoErrored(t *testing.T) {
 	slow.KillTimeout = api.Duration(5 * time.Second)
 	gaveUp := h.spec("gaveup", "exit", "3")
 	gaveUp.MaxRestarts = 0
-	h.create(slow, h.spec("other", "sleep", "forever"), gaveUp)
+	apps := h.create(slow, h.spec("other", "sleep", "forever"), gaveUp)
 	waitInstance(t, h, "gaveup", "gaveup to give up", func(in api.InstanceInfo) bool { return in.Status == api.StatusErrored })
+	// The reload's stop must find slow's processes ignoring SIGINT, or it
+	// ends at once instead of waiting for the kill timeout.
+	for _, in := range apps[0].Instances {
+		waitFor(t, "slow's processes to ignore SIGINT", func() bool { return ignoresSIGINT(in.PID) })
+	}
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -117,4 +125,19 @@ func TestNeverReadyEndsErrored(t *testing.T) {
 	if in.Restarts != 2 || !strings.Contains(in.Reason, "max_restarts") || !strings.Contains(in.Reason, "not ready after 3s") {
 		t.Errorf("errored after %d restarts: %q; want 2, naming max_restarts and the readiness timeout", in.Restarts, in.Reason)
 	}
+}
+
+// ignoresSIGINT reads SigIgn in /proc/<pid>/status.
+func ignoresSIGINT(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if hex, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			return err == nil && mask&(1<<(int(syscall.SIGINT)-1)) != 0
+		}
+	}
+	return false
 }
